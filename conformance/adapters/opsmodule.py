@@ -1,0 +1,40 @@
+"""ops-module adapter: a plugin module exposing functions under ``keras.ops`` names
+that take and return arrays. ``keras.ops.softmax`` is looked up as ``module.softmax``."""
+import os
+
+import numpy as np
+
+from conformance import adapters
+from conformance.adapters import Unsupported
+
+
+class Adapter(object):
+    Unsupported = Unsupported
+
+    def __init__(self, module):
+        self.module, self.import_log = adapters.import_capturing_stderr(module)
+
+    def info(self):
+        info = adapters.base_info()
+        info.update({
+            "flavor": "ops-module",
+            "keras": None,
+            "backend": self.module.__name__,
+            "backend_library": self.module.__name__,
+            "backend_version": getattr(self.module, "__version__", "unknown"),
+            "using_line": adapters.using_line(self.import_log),
+            "floatx": getattr(self.module, "floatx", lambda: "float32")(),
+            "epsilon": float(getattr(self.module, "epsilon", lambda: 1e-7)()),
+            "image_data_format": getattr(self.module, "image_data_format",
+                                         lambda: "channels_last")(),
+            "keras_home": os.environ.get("KERAS_HOME"),
+        })
+        return info
+
+    def call(self, fn_name, args, kwargs):
+        name = fn_name.rsplit(".", 1)[-1]
+        fn = getattr(self.module, name, None)
+        if fn is None:
+            raise Unsupported("%s has no function %r" % (self.module.__name__, name))
+        result = fn(*args, **kwargs)
+        return [np.asarray(leaf) for leaf in adapters.flatten(result)], 0.0

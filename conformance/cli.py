@@ -1,0 +1,162 @@
+"""Command line: ``conformance targets | envs | ops | run | report | check-config``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from conformance import __version__, envs, targets as targets_mod
+
+
+def _load(args) -> tuple[dict, dict]:
+    config = targets_mod.load_project_config(Path(args.project))
+    return targets_mod.load_targets(config, Path(args.project)), targets_mod.load_envs(config)
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v for value in values for v in value.split(",") if v]
+
+
+# -- targets ----------------------------------------------------------------
+def cmd_targets(args) -> int:
+    from conformance import probe
+
+    all_targets, specs = _load(args)
+    selected = targets_mod.select(all_targets, _split(args.targets))
+    if not args.json:
+        print(f"probing {len(selected)} targets (starting one worker each)...", file=sys.stderr)
+    statuses = probe.probe(selected, specs)
+    if args.json:
+        print(json.dumps([s.as_dict() for s in statuses], indent=2))
+    else:
+        for status in statuses:
+            print(_format_status(status))
+    return 0 if all(s.status == "ready" for s in statuses) else 1
+
+
+def _format_status(status) -> str:
+    lines = [f"{status.id}  [{status.status}]  flavor={status.flavor} backend={status.backend}"]
+    info = status.info
+    if status.status == "ready":
+        lines += [
+            f"    python       {info.get('python')}  ({status.python})",
+            f"    keras        {info.get('keras')}",
+            f"    backend lib  {info.get('backend_library')} {info.get('backend_version')}",
+            f"    using line   {info.get('using_line') or '(none printed)'}",
+            f"    keras.json   floatx={info.get('floatx')} epsilon={info.get('epsilon')} "
+            f"image_data_format={info.get('image_data_format')}",
+        ]
+    else:
+        reason = status.reason.replace("\n", "\n                 ")
+        lines += [f"    reason       {reason}", f"    fix          {status.fix}"]
+        if status.python:
+            lines.append(f"    python       {status.python}")
+    return "\n".join(lines)
+
+
+# -- envs -----------------------------------------------------------------------
+def _env_specs(args, specs: dict) -> list:
+    names = _split(args.names) or list(specs)
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise targets_mod.ConfigError(f"unknown environment(s) {unknown}; known: {list(specs)}")
+    return [specs[n] for n in names]
+
+
+def cmd_envs(args) -> int:
+    _, specs = _load(args)
+    if args.envs_command == "list":
+        rows = envs.listing(_env_specs(args, specs))
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        for row in rows if not args.json else []:
+            state = "provisioned" if row["provisioned"] else "not provisioned"
+            print(f"{row['name']:<10} python {row['python']:<6} {state:<16} {row['path']}")
+        return 0
+    if args.envs_command == "sync":
+        failed = []
+        for spec in _env_specs(args, specs):
+            try:
+                envs.sync(spec, log=lambda m: print(m, file=sys.stderr, flush=True))
+            except envs.EnvError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed.append(spec.name)
+        return 1 if failed else 0
+    if args.envs_command == "clean":
+        removed = envs.clean(_env_specs(args, specs), everything=args.all)
+        for path in removed:
+            print(f"removed {path}")
+        if not removed:
+            print("nothing to remove")
+        return 0
+    raise AssertionError(args.envs_command)
+
+
+# -- check-config ---------------------------------------------------------------
+def cmd_check_config(args) -> int:
+    from conformance import checkconfig
+
+    return checkconfig.main(([args.path] if args.path else []) + (["--json"] if args.json else []))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conformance",
+        description="Run the same Keras backend operations on every backend and report "
+                    "where the numbers differ.")
+    parser.add_argument("--version", action="version", version=f"conformance {__version__}")
+    parser.add_argument("--project", default=".", help="folder holding pyproject.toml "
+                        "with [tool.conformance] (default: current folder)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    targets = commands.add_parser("targets", help="list targets with status, versions and "
+                                  "the configuration each backend reports")
+    targets.add_argument("--targets", action="append", help="comma-separated target ids")
+    targets.add_argument("--json", action="store_true", help="machine-readable output")
+    targets.set_defaults(handler=cmd_targets)
+
+    env = commands.add_parser("envs", help="create, show and remove target environments")
+    env_commands = env.add_subparsers(dest="envs_command", required=True, metavar="ACTION")
+    for name, text in [("sync", "create missing environments (reuses identical ones)"),
+                       ("list", "show environments and whether they are provisioned"),
+                       ("clean", "remove environments")]:
+        sub = env_commands.add_parser(name, help=text)
+        sub.add_argument("names", nargs="*", help="environment names (default: all)")
+        if name == "list":
+            sub.add_argument("--json", action="store_true")
+        if name == "clean":
+            sub.add_argument("--all", action="store_true",
+                             help="also remove stale environments of older specifications")
+    env.set_defaults(handler=cmd_envs)
+
+    check = commands.add_parser(
+        "check-config", help="validate a keras.json without changing it",
+        description="Validate a keras.json without changing it: JSON syntax, keys, values, "
+                    "backend availability, and what KERAS_BACKEND overrides.")
+    check.add_argument("path", nargs="?", help="keras.json to check (default: the one "
+                       "Keras would read, honouring KERAS_HOME)")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(handler=cmd_check_config)
+
+    from conformance import runcli
+    runcli.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (targets_mod.ConfigError, envs.EnvError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,302 @@
+"""The worker pool: one long-lived subprocess per target, requests fanned out in parallel.
+
+A worker that crashes (segfault, ``os._exit``, killed for memory) or hangs past its
+timeout turns into a ``crash`` / ``timeout`` reply for that request; it is restarted
+on the next request and the run goes on. A worker that cannot even start marks its
+target ``broken`` with the reason, and the pool stops sending it work.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from conformance import envs, protocol, shims
+from conformance.targets import Target
+
+HARNESS_ROOT = str(Path(__file__).resolve().parent.parent)
+STARTUP_TIMEOUT_S = 300.0  # importing TensorFlow on a loaded 2-core machine is slow
+
+
+class WorkerDied(Exception):
+    pass
+
+
+class WorkerTimeout(Exception):
+    pass
+
+
+class StartupError(Exception):
+    """The target cannot run here; the message says why and how to fix it."""
+
+
+class _Deadline:
+    """The pool's `wait` for FrameReader: block until readable or the deadline passes."""
+
+    def __init__(self):
+        self.at = 0.0
+
+    def __call__(self, fd):
+        remaining = self.at - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise WorkerTimeout()
+
+
+def _write_with_deadline(fd, data, deadline):
+    """Write to a non-blocking pipe; wait (up to the deadline) only when it is full."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+            continue
+        except BlockingIOError:
+            pass
+        except BrokenPipeError:
+            raise WorkerDied() from None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([], [fd], [], remaining)[1]:
+            raise WorkerTimeout()
+
+
+def _describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "worker closed its pipe"
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        hint = " (killed: out of memory?)" if name == "SIGKILL" else ""
+        return f"worker killed by {name}{hint}"
+    return f"worker exited with status {returncode}"
+
+
+class Worker:
+    """One subprocess serving one target at one floatx."""
+
+    def __init__(self, target: Target, python: str, floatx: str, workdir: Path):
+        self.target, self.python, self.floatx = target, python, floatx
+        self.workdir = workdir
+        self.log_path = workdir / f"{target.id}-{floatx}.log"
+        self.proc: subprocess.Popen | None = None
+        self.info: dict | None = None
+        self.restarts = 0
+
+    # -- process life cycle -------------------------------------------------
+    def environment(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KERAS_", "THEANO"))}
+        home = Path(tempfile.mkdtemp(prefix=f"keras-home-{self.target.id}-", dir=self.workdir))
+        (home / "keras.json").write_text(json.dumps(self.target.keras_json(self.floatx), indent=4))
+        env["KERAS_HOME"] = str(home)
+        if self.target.flavor != "ops-module":
+            env["KERAS_BACKEND"] = self.target.backend
+        # Theano's compile cache persists across runs: the first C compile is paid once.
+        theano_dir = envs.cache_root() / "theano" / self.target.id
+        env["THEANO_FLAGS"] = f"compiledir={theano_dir}"
+        env["PYTHONPATH"] = os.pathsep.join([HARNESS_ROOT, *self.target.pythonpath])
+        env["PYTHONNOUSERSITE"] = "1"
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if self.target.needs_openmpi_shim:
+            try:
+                shim = shims.openmpi_shim()
+            except shims.ShimError as exc:
+                raise StartupError(str(exc)) from None
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(
+                [shim, *filter(None, [env.get("LD_LIBRARY_PATH")])])
+        env.update(dict(self.target.extra_env))
+        return env
+
+    def command(self) -> list[str]:
+        command = [self.python, "-m", "conformance.worker", "--flavor", self.target.flavor]
+        if self.target.flavor == "ops-module":
+            command += ["--module", self.target.backend]
+        return command
+
+    def start(self) -> dict:
+        env = self.environment()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                env=env, cwd=self.workdir, start_new_session=True)
+        os.set_blocking(self.proc.stdin.fileno(), False)
+        self._deadline = _Deadline()
+        self._reader = protocol.FrameReader(self.proc.stdout.fileno(), self._deadline)
+        try:
+            self._receive(time.monotonic() + STARTUP_TIMEOUT_S)  # hello: numpy imported
+            info = self.request({"cmd": "info"}, STARTUP_TIMEOUT_S)
+        except (WorkerDied, WorkerTimeout, protocol.ProtocolError) as exc:
+            self.kill()
+            raise StartupError(self._startup_failure(exc)) from None
+        if info.get("status") != "ok":
+            self.kill()
+            raise StartupError(f"{info.get('error_type')}: {info.get('message')}")
+        self.info = info
+        return info
+
+    def _startup_failure(self, exc: Exception) -> str:
+        if isinstance(exc, WorkerTimeout):
+            what = f"worker did not answer within {STARTUP_TIMEOUT_S:.0f} s"
+        else:
+            what = _describe_exit(self.proc.poll() if self.proc else None)
+        return f"{what}; last lines of {self.log_path}:\n{self.log_tail()}"
+
+    def log_tail(self, lines: int = 12) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        if self.alive:
+            try:
+                self.request({"cmd": "exit"}, 5.0)
+                self.proc.wait(timeout=5.0)
+            except (WorkerDied, WorkerTimeout, protocol.ProtocolError,
+                    subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    # -- requests -------------------------------------------------------------
+    def _receive(self, deadline: float) -> dict:
+        self._deadline.at = deadline
+        try:
+            return self._reader.read()
+        except EOFError:
+            raise WorkerDied() from None
+
+    def request(self, message: dict, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        _write_with_deadline(self.proc.stdin.fileno(), protocol.pack(message), deadline)
+        return self._receive(deadline)
+
+    def call(self, message: dict, timeout: float | None = None) -> dict:
+        """Send one request; a dead or stuck worker becomes a crash/timeout reply."""
+        timeout = timeout or self.target.timeout_s
+        if not self.alive:
+            self.restarts += 1
+            self.start()
+        try:
+            return self.request(message, timeout)
+        except WorkerTimeout:
+            self.kill()
+            return {"status": "timeout", "message": f"no reply within {timeout:.0f} s"}
+        except (WorkerDied, protocol.ProtocolError) as exc:
+            self.kill()
+            detail = str(exc) if isinstance(exc, protocol.ProtocolError) else ""
+            return {"status": "crash",
+                    "message": f"{_describe_exit(self.proc.poll())} {detail}".strip(),
+                    "log_tail": self.log_tail()}
+
+
+class Pool:
+    """Workers for a set of targets at one floatx; switch floatx with `use_floatx`."""
+
+    def __init__(self, targets: list[Target], pythons: dict[str, str], workdir: Path | None = None):
+        self.targets = {t.id: t for t in targets}
+        self.pythons = pythons  # target id -> interpreter
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="conformance-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.floatx: str | None = None
+        self.workers: dict[str, Worker] = {}
+        self.broken: dict[str, str] = {}  # target id -> reason
+        self._threads = ThreadPoolExecutor(max_workers=max(1, len(targets)))
+
+    def use_floatx(self, floatx: str) -> dict[str, dict]:
+        """Start (in parallel) one worker per target with keras.json floatx=`floatx`."""
+        if floatx == self.floatx:
+            return self.infos()
+        self.stop_workers()
+        self.floatx = floatx
+        self.broken = {}
+        futures = {tid: self._threads.submit(self._start, tid) for tid in self.targets}
+        for tid, future in futures.items():
+            error = future.result()
+            if error:
+                self.broken[tid] = error
+        return self.infos()
+
+    def _start(self, target_id: str) -> str | None:
+        target = self.targets[target_id]
+        python = self.pythons.get(target_id)
+        if python is None:
+            return "no interpreter"
+        worker = Worker(target, python, self.floatx, self.workdir)
+        try:
+            worker.start()
+        except StartupError as exc:
+            return str(exc)
+        self.workers[target_id] = worker
+        return None
+
+    def infos(self) -> dict[str, dict]:
+        return {tid: w.info for tid, w in self.workers.items()}
+
+    @property
+    def ready(self) -> list[str]:
+        return [tid for tid in self.targets if tid in self.workers]
+
+    def call(self, requests: dict[str, dict]) -> dict[str, dict]:
+        """Send each target its request concurrently; wall time is the slowest one's."""
+        live = {tid: req for tid, req in requests.items() if tid in self.workers}
+        replies = {tid: {"status": "broken", "message": self.broken.get(tid, "not started")}
+                   for tid in requests if tid not in live}
+        if len(live) == 1:  # no thread hop: keeps the single-target round trip small
+            (tid, req), = live.items()
+            replies[tid] = self._call_one(tid, req)
+            return replies
+        futures = {tid: self._threads.submit(self._call_one, tid, req) for tid, req in live.items()}
+        for tid, future in futures.items():
+            replies[tid] = future.result()
+        return replies
+
+    def call_all(self, request: dict) -> dict[str, dict]:
+        return self.call({tid: request for tid in self.targets})
+
+    def _call_one(self, target_id: str, request: dict) -> dict:
+        try:
+            return self.workers[target_id].call(request)
+        except StartupError as exc:  # the restart after a crash failed
+            return {"status": "crash", "message": f"restart failed: {exc}"}
+
+    def stop_workers(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+        self.workers = {}
+
+    def close(self) -> None:
+        self.stop_workers()
+        self._threads.shutdown()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,64 @@
+"""Target status: start each target's worker once and ask the backend about itself."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from conformance import envs, shims, targets as targets_mod
+from conformance.pool import Pool
+from conformance.targets import Target
+
+
+@dataclass
+class TargetStatus:
+    id: str
+    flavor: str
+    backend: str
+    status: str  # ready | not provisioned | broken
+    reason: str = ""
+    fix: str = ""
+    python: str | None = None
+    info: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _fix_for(target: Target, reason: str) -> str:
+    if "OpenMPI" in reason or "libmpi" in reason:
+        return shims.OPENMPI_FIX
+    if target.env:
+        return f"conformance envs sync {target.env}"
+    return "check the target's `python` in [tool.conformance.targets]"
+
+
+def resolve_interpreters(selected: list[Target], specs: dict) -> tuple[dict, list[TargetStatus]]:
+    """Interpreters of targets whose environment exists, and statuses of the others."""
+    pythons, missing = {}, []
+    for target in selected:
+        python, reason = targets_mod.interpreter(target, specs)
+        if python:
+            pythons[target.id] = python
+            continue
+        status = "not provisioned" if reason == "environment not provisioned" else "broken"
+        missing.append(TargetStatus(target.id, target.flavor, target.backend, status,
+                                    reason=reason, fix=_fix_for(target, reason)))
+    return pythons, missing
+
+
+def probe(selected: list[Target], specs: dict, floatx: str = "float32") -> list[TargetStatus]:
+    """Start every runnable target in parallel and report what each backend says."""
+    pythons, statuses = resolve_interpreters(selected, specs)
+    runnable = [t for t in selected if t.id in pythons]
+    with Pool(runnable, pythons) as pool:
+        infos = pool.use_floatx(floatx)
+        for target in runnable:
+            if target.id in infos:
+                statuses.append(TargetStatus(target.id, target.flavor, target.backend, "ready",
+                                             python=pythons[target.id], info=infos[target.id]))
+            else:
+                reason = pool.broken[target.id]
+                statuses.append(TargetStatus(target.id, target.flavor, target.backend, "broken",
+                                             reason=reason, fix=_fix_for(target, reason),
+                                             python=pythons[target.id]))
+    order = [t.id for t in selected]
+    return sorted(statuses, key=lambda s: order.index(s.id))

@@ -1,0 +1,109 @@
+"""The worker: the only harness code that runs inside a target interpreter.
+
+    python -m conformance.worker --flavor keras3|keras2|ops-module [--module NAME]
+
+Python 3.6 + numpy 1.18 safe (stdlib + numpy only). It serves requests read from
+stdin and answers on the original stdout; everything that backends print (``Using
+TensorFlow backend.``, warnings, even a plugin's ``print``) is redirected to stderr,
+so it can never corrupt the protocol.
+
+Requests (``cmd``): ``ping``, ``info``, ``call`` (``fn``, ``args``, ``kwargs``),
+``exit``. Replies always carry ``status``: ``ok``, ``unsupported`` or ``error``.
+"""
+import argparse
+import os
+import sys
+import time
+import traceback
+
+from conformance import protocol
+
+
+def _claim_stdio():
+    """Keep private copies of stdin/stdout for frames; point fd 0/1 elsewhere."""
+    proto_in = os.dup(0)
+    proto_out = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)  # C-level prints from backends land on stderr
+    sys.stdout = sys.stderr
+    return proto_in, proto_out
+
+
+def load_adapter(flavor, module):
+    if flavor == "keras3":
+        from conformance.adapters import keras3 as adapter_module
+    elif flavor == "keras2":
+        from conformance.adapters import keras2 as adapter_module
+    elif flavor == "ops-module":
+        from conformance.adapters import opsmodule as adapter_module
+    else:
+        raise ValueError("unknown flavor %r" % flavor)
+    return adapter_module.Adapter(module)
+
+
+def _error_reply(exc):
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {
+        "status": "error",
+        "error_type": type(exc).__name__,
+        "message": str(exc)[:2000],
+        "traceback": "".join(lines)[-4000:],
+    }
+
+
+def handle(adapter, request):
+    cmd = request.get("cmd")
+    if cmd == "ping":
+        return {"status": "ok", "echo": request.get("payload")}
+    if cmd == "info":
+        return dict(adapter.info(), status="ok")
+    if cmd == "call":
+        started = time.perf_counter()
+        try:
+            outputs, compile_s = adapter.call(
+                request["fn"], request.get("args", []), request.get("kwargs", {})
+            )
+        except adapter.Unsupported as exc:
+            return {"status": "unsupported", "message": str(exc)[:2000]}
+        except NotImplementedError as exc:
+            return {"status": "unsupported", "message": "NotImplementedError: %s" % exc}
+        elapsed = time.perf_counter() - started
+        return {"status": "ok", "outputs": outputs,
+                "backend_s": elapsed, "compile_s": compile_s}
+    return {"status": "error", "error_type": "ProtocolError",
+            "message": "unknown command %r" % cmd}
+
+
+def serve(adapter, proto_in, proto_out):
+    protocol.write_frame(proto_out, {"status": "ok", "hello": os.getpid(),
+                                     "python": sys.version.split()[0]})
+    reader = protocol.FrameReader(proto_in)
+    while True:
+        try:
+            request = reader.read()
+        except EOFError:
+            return
+        if request.get("cmd") == "exit":
+            protocol.write_frame(proto_out, {"status": "ok"})
+            return
+        try:
+            reply = handle(adapter, request)
+        except BaseException as exc:  # SystemExit from a plugin is a result too
+            reply = _error_reply(exc)
+        protocol.write_frame(proto_out, reply)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--flavor", required=True)
+    parser.add_argument("--module", default=None,
+                        help="backend module for ops-module plugins")
+    options = parser.parse_args(argv)
+    proto_in, proto_out = _claim_stdio()
+    serve(load_adapter(options.flavor, options.module), proto_in, proto_out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Worker life cycle with misbehaving plugins: crashes and hangs become results."""
+import time
+
+import numpy as np
+
+from conftest import fake_target
+
+
+def call(pool, fn, *args, target="fake"):
+    return pool.call({target: {"cmd": "call", "fn": f"keras.ops.{fn}", "args": list(args),
+                               "kwargs": {}}})[target]
+
+
+def test_ok_reply_carries_outputs_and_backend_time(make_pool):
+    pool = make_pool(fake_target())
+    reply = call(pool, "add", np.ones(3, "float32"), np.ones(3, "float32"))
+    assert reply["status"] == "ok"
+    assert reply["outputs"][0].tolist() == [2.0, 2.0, 2.0]
+    assert reply["outputs"][0].dtype == np.float32
+    assert reply["backend_s"] >= 0
+
+
+def test_segfault_becomes_crash_and_worker_restarts(make_pool):
+    pool = make_pool(fake_target())
+    reply = call(pool, "segfault", np.ones(1))
+    assert reply["status"] == "crash"
+    assert "SIGSEGV" in reply["message"]
+    assert call(pool, "add", np.ones(1), np.ones(1))["status"] == "ok"
+    assert pool.workers["fake"].restarts == 1
+
+
+def test_os_exit_and_sys_exit(make_pool):
+    pool = make_pool(fake_target())
+    reply = call(pool, "exit_now", np.ones(1))
+    assert reply["status"] == "crash" and "status 3" in reply["message"]
+    reply = call(pool, "sys_exit", np.ones(1))  # SystemExit is caught inside the worker
+    assert reply["status"] == "error" and reply["error_type"] == "SystemExit"
+    assert call(pool, "add", np.ones(1), np.ones(1))["status"] == "ok"
+
+
+def test_hang_becomes_timeout_within_the_limit(make_pool):
+    pool = make_pool(fake_target(timeout_s=1.0))
+    started = time.monotonic()
+    reply = call(pool, "hang", np.ones(1))
+    assert reply["status"] == "timeout"
+    assert time.monotonic() - started < 5
+    assert call(pool, "add", np.ones(1), np.ones(1))["status"] == "ok"
+
+
+def test_stdout_garbage_does_not_corrupt_the_protocol(make_pool):
+    pool = make_pool(fake_target())
+    reply = call(pool, "noisy", np.arange(4.0))
+    assert reply["status"] == "ok" and reply["outputs"][0].tolist() == [0, 1, 2, 3]
+    assert "garbage on stdout" in pool.workers["fake"].log_path.read_text()
+
+
+def test_missing_function_is_unsupported_and_errors_are_structured(make_pool):
+    pool = make_pool(fake_target())
+    assert call(pool, "no_such_op", np.ones(1))["status"] == "unsupported"
+    assert call(pool, "not_implemented", np.ones(1))["status"] == "unsupported"
+    reply = call(pool, "raises", np.ones(1))
+    assert reply["status"] == "error" and reply["error_type"] == "ValueError"
+    assert "bad value" in reply["message"]
+
+
+def test_requests_to_several_targets_run_concurrently(make_pool):
+    pool = make_pool(fake_target(target_id="a"), fake_target(target_id="b"),
+                     fake_target(target_id="c"))
+    request = {"cmd": "call", "fn": "keras.ops.sleep_then_add",
+               "args": [np.zeros(1), np.full(1, 0.7)], "kwargs": {}}
+    started = time.monotonic()
+    replies = pool.call_all(request)
+    elapsed = time.monotonic() - started
+    assert [r["status"] for r in replies.values()] == ["ok"] * 3
+    assert elapsed < 1.6, f"three 0.7 s calls took {elapsed:.2f} s: not concurrent"
+
+
+def test_plugin_that_fails_to_import_marks_target_broken(make_pool):
+    pool = make_pool(fake_target(module="no_such_plugin_module"))
+    assert "fake" in pool.broken
+    assert "No module named 'no_such_plugin_module'" in pool.broken["fake"]
+    assert call(pool, "add", np.ones(1), np.ones(1))["status"] == "broken"

@@ -1,0 +1,63 @@
+import pytest
+
+from conformance import envs, targets
+
+
+def test_builtin_targets_are_the_eight_backends():
+    assert sorted(targets.BUILTIN_TARGETS) == sorted([
+        "keras3-numpy", "keras3-jax", "keras3-torch", "keras3-tensorflow", "keras3-openvino",
+        "keras2-tensorflow", "keras2-theano", "keras2-cntk"])
+
+
+def test_pyproject_adds_a_dotted_module_backend_and_overrides_a_builtin(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('''
+[tool.conformance.targets.my-backend]
+flavor = "keras2"
+backend = "my_package.my_module"
+env = "keras2"
+pythonpath = ["plugins"]
+
+[tool.conformance.targets.keras3-jax]
+epsilon = 1e-3
+env_vars = {JAX_ENABLE_X64 = "1"}
+''')
+    config = targets.load_project_config(tmp_path)
+    loaded = targets.load_targets(config, tmp_path)
+    mine = loaded["my-backend"]
+    assert mine.backend == "my_package.my_module" and mine.flavor == "keras2"
+    assert mine.pythonpath == (str(tmp_path / "plugins"),)
+    assert mine.keras_json("float64")["backend"] == "my_package.my_module"
+    assert loaded["keras3-jax"].epsilon == 1e-3
+    assert dict(loaded["keras3-jax"].extra_env) == {"JAX_ENABLE_X64": "1"}
+
+
+@pytest.mark.parametrize("table, message", [
+    ('[tool.conformance.targets.x]\nflavor = "keras2"\n', "needs `flavor` and `backend`"),
+    ('[tool.conformance.targets.keras3-jax]\nfloatx = "float64"\n', "unknown keys"),
+    ('[tool.conformance.targets.x]\nflavor = "keras4"\nbackend = "b"\n', "flavor must be"),
+    ('[tool.conformance\n', "pyproject.toml"),
+])
+def test_bad_configuration_is_a_clear_error(tmp_path, table, message):
+    (tmp_path / "pyproject.toml").write_text(table)
+    with pytest.raises(targets.ConfigError, match=message):
+        targets.load_targets(targets.load_project_config(tmp_path), tmp_path)
+
+
+def test_unknown_target_id_lists_the_known_ones():
+    with pytest.raises(targets.ConfigError, match="known: keras3-numpy"):
+        targets.select(targets.BUILTIN_TARGETS, ["keras3-mxnet"])
+
+
+def test_environment_folder_is_keyed_by_the_spec_hash(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONFORMANCE_CACHE", str(tmp_path))
+    spec = envs.BUILTIN_ENVS["keras3"]
+    changed = envs.EnvSpec(spec.name, spec.python, spec.requirements + ("rich",))
+    assert envs.env_dir(spec) != envs.env_dir(changed)
+    assert envs.env_dir(spec).parent == tmp_path / "envs"
+    assert not envs.is_provisioned(spec)
+
+
+def test_missing_interpreter_says_how_to_fix(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(envs.EnvError, match="pyenv install 2.1|CONFORMANCE_PYTHON"):
+        envs.base_interpreter("2.1")
