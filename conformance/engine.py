@@ -1,0 +1,287 @@
+"""The engine: one op at one floatx, every target, hypothesis-driven.
+
+1. Explore: hypothesis draws examples (in the parent); each example goes, with
+   byte-identical inputs, to every ready target at once; the float64 reference is
+   computed once per example. The explore test never fails, so one target's
+   divergence never reduces what the others are tested on.
+2. Shrink: for each divergent (op, target), a second hypothesis search on that target
+   alone, with the same seed, looks for the same verdict and shrinks it to a minimal
+   counterexample. Every target's outputs on that minimal input are then recorded.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis.errors import HypothesisException
+
+from conformance import compare, known, overrides
+from conformance.catalog import Context, Op
+from conformance.tolerance import floor, ulp
+
+PROFILES = {  # examples explored per (op, floatx); shrink budget in backend calls
+    "smoke": {"max_examples": 4, "shrink_calls": 25},
+    "default": {"max_examples": 25, "shrink_calls": 100},
+    "thorough": {"max_examples": 200, "shrink_calls": 400},
+}
+INLINE_LIMIT = 64  # arrays up to this many elements are stored whole in the JSON record
+
+
+@dataclass
+class RunSettings:
+    seed: int
+    max_examples: int
+    shrink_calls: int
+    registry: list = field(default_factory=list)
+    out_dir: Path | None = None
+
+
+class _Reproduced(Exception):
+    """Raised inside the shrink search when the target shows the verdict again."""
+
+
+def _settings(max_examples: int, phases) -> settings:
+    return settings(max_examples=max_examples, deadline=None, database=None, phases=phases,
+                    suppress_health_check=list(HealthCheck), print_blob=False,
+                    report_multiple_bugs=False)
+
+
+def op_seed(run_seed: int, op: Op, floatx: str) -> int:
+    """Seed per (op, floatx): selecting a subset of ops replays the same examples."""
+    return zlib.crc32(f"{run_seed}/{op.name}/{floatx}".encode())
+
+
+def encode_array(array) -> dict:
+    """A JSON-able view of an array: whole when small, summarised when large."""
+    array = np.asarray(array)
+    record = {"dtype": str(array.dtype), "shape": list(array.shape)}
+    if array.size <= INLINE_LIMIT:
+        record["values"] = array.tolist()
+    else:
+        flat = array.astype("float64").ravel() if array.dtype.kind in "biuf" else array.ravel()
+        finite = flat[np.isfinite(flat)] if flat.dtype.kind == "f" else flat
+        record["head"] = array.ravel()[:16].tolist()
+        if finite.size:
+            record.update(min=float(finite.min()), max=float(finite.max()),
+                          mean=float(finite.mean()))
+    return record
+
+
+class Engine:
+    def __init__(self, pool, run: RunSettings, writer=None):
+        self.pool = pool
+        self.run = run
+        self.writer = writer
+
+    # -- one (op, floatx) ---------------------------------------------------
+    def check(self, op: Op, floatx: str) -> list[dict]:
+        """Run one op at one floatx on every ready target; write and return the records."""
+        targets = [self.pool.targets[tid] for tid in self.pool.ready]
+        records = []
+        active = []
+        for target in targets:
+            if op.call_for(target.flavor) is None:
+                records.append(self._record(op, target.id, floatx, status="unsupported",
+                                            message=f"not available in the {target.flavor} flavor"))
+            else:
+                active.append(target)
+        if active:
+            records += self._check_active(op, floatx, active)
+        for record in records:
+            self._write("result", record)
+        return records
+
+    def _check_active(self, op, floatx, active) -> list[dict]:
+        contexts = {t.id: Context(floatx, self._epsilon(t.id)) for t in active}
+        aggregates = {t.id: compare.Aggregate() for t in active}
+        pairs = {}
+        started = time.perf_counter()
+
+        @_settings(self.run.max_examples, [Phase.generate])
+        @seed(op_seed(self.run.seed, op, floatx))
+        @given(op.inputs(floatx))
+        def explore(example):
+            replies, refs = self._fan_out(op, example, active, contexts)
+            verdicts = {}
+            for target in active:
+                verdict = self._judge(op, target, floatx, example, replies[target.id],
+                                      refs[target.id])
+                verdicts[target.id] = verdict
+                aggregate = aggregates[target.id]
+                aggregate.add(verdict, replies[target.id].get("backend_s", 0.0))
+                if verdict.status in compare.DIVERGENT and aggregate.first_failure is None:
+                    aggregate.first_failure = {"example": example, "verdict": verdict}
+            self._pairwise(op, floatx, example, active, replies, refs, pairs)
+
+        explore()
+        elapsed = time.perf_counter() - started
+        records = []
+        for target in active:
+            aggregate = aggregates[target.id]
+            counterexample = None
+            if aggregate.status in compare.DIVERGENT:
+                counterexample = self._shrink(op, floatx, target, aggregate, active, contexts)
+            records.append(self._record(
+                op, target.id, floatx, status=aggregate.status, message=aggregate.message,
+                examples=aggregate.examples, counts=aggregate.counts,
+                max_abs_err=aggregate.max_abs_err, max_ulp=aggregate.max_ulp,
+                worst_ratio=aggregate.worst_ratio, ratios=aggregate.ratios,
+                backend_s=round(aggregate.backend_s, 4), counterexample=counterexample,
+                wall_s=round(elapsed, 3)))
+        self._write("pairwise", {"op": op.name, "family": op.family, "floatx": floatx,
+                                 "pairs": pairs})
+        return records
+
+    # -- pieces ---------------------------------------------------------------
+    def _epsilon(self, target_id: str) -> float:
+        info = self.pool.workers[target_id].info or {}
+        return float(info.get("epsilon", self.pool.targets[target_id].epsilon))
+
+    def _fan_out(self, op, example, active, contexts):
+        """Same example to every target; one reference per distinct epsilon."""
+        refs_by_ctx = {}
+        refs = {}
+        for target in active:
+            ctx = contexts[target.id]
+            if ctx not in refs_by_ctx:
+                refs_by_ctx[ctx] = op.references(example, ctx)
+            refs[target.id] = refs_by_ctx[ctx]
+        requests = {t.id: op.call_for(t.flavor).request(example) for t in active}
+        return self.pool.call(requests), refs
+
+    def _judge(self, op, target, floatx, example, reply, refs) -> compare.Verdict:
+        status = reply.get("status")
+        if status != "ok":
+            message = reply.get("message", "")
+            if reply.get("error_type"):
+                message = f"{reply['error_type']}: {message}"
+            return compare.Verdict(status if status in compare.SEVERITY else "error",
+                                   message[:500])
+        outputs = reply["outputs"]
+        expected = [op.expected_dtype(example, floatx, i) for i in range(len(refs))]
+        scale, _ = overrides.factor(op.name, target.id, floatx)
+        try:
+            return compare.compare(outputs, refs, op.tolerance, example, floatx, expected, scale)
+        except Exception as exc:  # an odd output (e.g. a string array) is the backend's doing
+            return compare.Verdict("error", f"cannot compare output: {type(exc).__name__}: {exc}")
+
+    def _pairwise(self, op, floatx, example, active, replies, refs, pairs) -> None:
+        """Target x target agreement on identical inputs, in ULPs and tolerance units."""
+        ok = {t.id: replies[t.id]["outputs"] for t in active if replies[t.id].get("status") == "ok"}
+        for a, b in itertools.combinations(sorted(ok), 2):
+            entry = pairs.setdefault(f"{a}|{b}", {"examples": 0, "disagreements": 0,
+                                                   "max_ulp": 0.0, "max_ratio": 0.0})
+            entry["examples"] += 1
+            out_a, out_b, ref = ok[a], ok[b], refs[a]
+            if len(out_a) != len(out_b) or any(x.shape != y.shape for x, y in zip(out_a, out_b)):
+                entry["disagreements"] += 1
+                continue
+            worst_ulp, worst_ratio = 0.0, 0.0
+            pairs_ab = op.tolerance.errors(example, [r.astype("float64") for r in ref], ref, floatx)
+            for x, y, r, (_, allowed) in zip(out_a, out_b, ref, pairs_ab):
+                if x.size == 0 or r.shape != x.shape:
+                    continue
+                x64, y64 = x.astype("float64"), y.astype("float64")
+                both = np.isfinite(x64) & np.isfinite(y64)
+                if (np.isnan(x64) != np.isnan(y64)).any():
+                    worst_ratio = float("inf")
+                diff = np.where(both, np.abs(x64 - y64), 0.0)
+                worst_ulp = max(worst_ulp, float((diff / ulp(r, floatx)).max()))
+                if allowed.shape == r.shape:
+                    bound = 2 * allowed + 2 * floor(floatx)
+                    worst_ratio = max(worst_ratio, float((diff / bound).max()))
+            entry["max_ulp"] = max(entry["max_ulp"], worst_ulp)
+            entry["max_ratio"] = max(entry["max_ratio"], worst_ratio)
+            if worst_ratio > 1:
+                entry["disagreements"] += 1
+
+    def _shrink(self, op, floatx, target, aggregate, active, contexts) -> dict:
+        """Find the same verdict again on this target alone and shrink it."""
+        wanted = aggregate.status
+        budget = self.run.shrink_calls if wanted not in ("crash", "timeout") else 5
+        state = {"calls": 0, "last": None}
+        call = op.call_for(target.flavor)
+        ctx = contexts[target.id]
+
+        @_settings(self.run.max_examples, [Phase.generate, Phase.shrink])
+        @seed(op_seed(self.run.seed, op, floatx))
+        @given(op.inputs(floatx))
+        def probe(example):
+            if state["calls"] >= budget:
+                return  # budget spent: every further candidate 'passes', shrinking ends
+            state["calls"] += 1
+            reply = self.pool.call({target.id: call.request(example)})[target.id]
+            verdict = self._judge(op, target, floatx, example, reply, op.references(example, ctx))
+            if verdict.status == wanted:
+                state["last"] = {"example": example, "verdict": verdict}
+                raise _Reproduced()
+
+        try:
+            probe()
+        except (_Reproduced, HypothesisException, BaseExceptionGroup):
+            pass  # the last reproduction recorded is the smallest hypothesis found
+        found = state["last"] or aggregate.first_failure
+        return self._counterexample(op, floatx, target, found, active, contexts,
+                                    shrunk=state["last"] is not None, calls=state["calls"])
+
+    def _counterexample(self, op, floatx, target, found, active, contexts, shrunk, calls):
+        example, verdict = found["example"], found["verdict"]
+        replies, refs = self._fan_out(op, example, active, contexts)
+        outputs = {}
+        for tid, reply in replies.items():
+            if reply.get("status") == "ok":
+                outputs[tid] = {"status": "ok", "outputs": [encode_array(o) for o in reply["outputs"]]}
+            else:
+                outputs[tid] = {"status": reply.get("status"),
+                                "message": str(reply.get("message", ""))[:500]}
+        call = op.call_for(target.flavor)
+        args, kwargs = call.arguments(example)
+        record = {
+            "target": target.id, "verdict": verdict.status, "message": verdict.message,
+            "shrunk": shrunk, "shrink_calls": calls, "worst_index": verdict.worst_index,
+            "inputs": {k: encode_array(v) if isinstance(v, np.ndarray) else v
+                       for k, v in example.items()},
+            "reference": [encode_array(r) for r in refs[target.id]],
+            "outputs": outputs,
+            "call": {"fn": call.fn, "kwargs": {k: v for k, v in kwargs.items()}},
+            "tolerance": op.tolerance.formula,
+        }
+        if self.run.out_dir is not None:
+            record["arrays"] = self._save_arrays(op, floatx, target.id, example, refs[target.id],
+                                                 replies)
+        return record
+
+    def _save_arrays(self, op, floatx, target_id, example, refs, replies) -> str:
+        """Full-precision arrays of a counterexample, for repro scripts (.npz)."""
+        folder = Path(self.run.out_dir) / "counterexamples"
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {f"input_{k}": v for k, v in example.items() if isinstance(v, np.ndarray)}
+        arrays.update({f"reference_{i}": r for i, r in enumerate(refs)})
+        for tid, reply in replies.items():
+            for i, out in enumerate(reply.get("outputs") or []):
+                arrays[f"output_{tid}_{i}"] = out
+        path = folder / f"{op.name}-{target_id}-{floatx}.npz"
+        np.savez(path, **arrays)
+        return str(path.relative_to(self.run.out_dir))
+
+    def _record(self, op, target_id, floatx, status, **fields) -> dict:
+        record = {"op": op.name, "family": op.family, "target": target_id, "floatx": floatx,
+                  "status": status, "verdict": status, "tolerance": op.tolerance.formula}
+        record.update(fields)
+        scale, reasons = overrides.factor(op.name, target_id, floatx)
+        if reasons:
+            record["override"] = {"factor": scale, "reasons": reasons}
+        entry = known.lookup(self.run.registry, op.name, target_id, floatx, status)
+        if entry is not None and status in compare.DIVERGENT:
+            record["status"] = "known"
+            record["known"] = {"reason": entry.reason, "link": entry.link}
+        return record
+
+    def _write(self, kind, record) -> None:
+        if self.writer is not None:
+            self.writer.write(kind, record)

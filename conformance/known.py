@@ -1,0 +1,63 @@
+"""The known-divergence registry: expected divergences, with their reasons.
+
+A TOML file users edit (default: ``known_divergences.toml`` in the project)::
+
+    [[divergence]]
+    op = "binary_crossentropy"     # glob on op names
+    target = "keras2-tensorflow"   # glob on target ids
+    floatx = "*"                   # optional glob
+    verdict = "fail"               # the verdict expected (or "*")
+    reason = "tf.keras adds epsilon after clipping: -log(2e-7) = 15.42 at p = 0"
+    link = "https://..."
+
+A matching result becomes ``known``; the run's exit status ignores it.
+"""
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED = ("op", "target", "verdict", "reason")
+
+
+class RegistryError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class KnownDivergence:
+    op: str
+    target: str
+    verdict: str
+    reason: str
+    floatx: str = "*"
+    link: str = ""
+
+    def matches(self, op: str, target: str, floatx: str, verdict: str) -> bool:
+        return (fnmatch.fnmatchcase(op, self.op) and fnmatch.fnmatchcase(target, self.target)
+                and fnmatch.fnmatchcase(floatx, self.floatx)
+                and (self.verdict == "*" or self.verdict == verdict))
+
+
+def load(path: Path | None) -> list[KnownDivergence]:
+    if path is None or not Path(path).exists():
+        return []
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RegistryError(f"{path}: {exc}") from None
+    entries = []
+    for number, table in enumerate(data.get("divergence", []), start=1):
+        missing = [k for k in REQUIRED if k not in table]
+        if missing:
+            raise RegistryError(f"{path}: divergence #{number} lacks {', '.join(missing)}")
+        entries.append(KnownDivergence(**{k: str(v) for k, v in table.items()
+                                          if k in KnownDivergence.__dataclass_fields__}))
+    return entries
+
+
+def lookup(registry: list[KnownDivergence], op: str, target: str, floatx: str,
+           verdict: str) -> KnownDivergence | None:
+    return next((k for k in registry if k.matches(op, target, floatx, verdict)), None)

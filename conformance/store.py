@@ -1,0 +1,91 @@
+"""The results store: JSON lines streamed as results are produced, summary at the end.
+
+    <out>/results.jsonl   one record per line, flushed as it is written, so an
+                          interrupted run keeps everything it had
+    <out>/summary.json    {"run": ..., "targets": [...], "results": [...],
+                           "pairwise": [...]} written at the end (or rebuilt from
+                          results.jsonl by `load`)
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+
+def _clean(value):
+    """JSON has no NaN/inf: keep them as strings so the file stays standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class ResultsWriter:
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.out_dir / "results.jsonl"
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def write(self, kind: str, record: dict) -> None:
+        self._file.write(json.dumps(_clean({"kind": kind, **record})) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_records(path: Path) -> list[dict]:
+    """Records of a results.jsonl; a line cut short by a crash is skipped."""
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def summarize(records: list[dict]) -> dict:
+    """The summary.json structure from streamed records (last record of a key wins)."""
+    run, targets, results, pairwise = {}, {}, {}, {}
+    for record in records:
+        kind = record.get("kind")
+        if kind == "run":
+            run.update({k: v for k, v in record.items() if k != "kind"})
+        elif kind == "target":
+            targets[(record["id"], record.get("floatx"))] = record
+        elif kind == "result":
+            results[(record["op"], record["target"], record["floatx"])] = record
+        elif kind == "pairwise":
+            pairwise[(record["op"], record["floatx"])] = record
+    strip = lambda r: {k: v for k, v in r.items() if k != "kind"}
+    return {"run": run, "targets": [strip(t) for t in targets.values()],
+            "results": [strip(r) for r in results.values()],
+            "pairwise": [strip(p) for p in pairwise.values()]}
+
+
+def load(path: Path) -> dict:
+    """A results folder, results.jsonl or summary.json -> summary structure."""
+    path = Path(path)
+    if path.is_dir():
+        jsonl = path / "results.jsonl"
+        path = jsonl if jsonl.exists() else path / "summary.json"
+    if path.suffix == ".jsonl":
+        return summarize(read_records(path))
+    return json.loads(path.read_text())
+
+
+def write_summary(out_dir: Path, summary: dict) -> Path:
+    path = Path(out_dir) / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_clean(summary), indent=1))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,107 @@
+"""Small composable hypothesis strategies for op inputs, drawn in floatx.
+
+Inputs are drawn directly in floatx, so every target receives exactly the values
+the reference sees. Subnormal inputs are excluded: flush-to-zero on input is a
+platform setting, not a Keras conformance question.
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+WIDTH = {"float16": 16, "float32": 32, "float64": 64}
+# A small menu of side lengths: shrinks to 1, and keeps the set of distinct shapes
+# small (JAX and graph backends compile once per shape).
+SIDES = (1, 2, 3, 4, 5, 8)
+
+
+def representable(value: float, floatx: str, toward_zero: bool = True) -> float:
+    """`value` rounded into floatx, never outside the interval it bounds."""
+    rounded = float(np.asarray(value, dtype=floatx))
+    if toward_zero and abs(rounded) > abs(value):
+        rounded = float(np.nextafter(np.asarray(rounded, dtype=floatx),
+                                     np.asarray(0, dtype=floatx)))
+    return rounded
+
+
+def largest(floatx: str) -> float:
+    return float(np.finfo(floatx).max)
+
+
+def floats(floatx: str, lo: float, hi: float, exclude_min=False, exclude_max=False):
+    lo = max(lo, -largest(floatx))
+    hi = min(hi, largest(floatx))
+    return st.floats(representable(lo, floatx), representable(hi, floatx),
+                     width=WIDTH[floatx], allow_nan=False, allow_infinity=False,
+                     allow_subnormal=False, exclude_min=exclude_min, exclude_max=exclude_max)
+
+
+def side(max_side: int = 8, min_side: int = 1):
+    return st.sampled_from([s for s in SIDES if min_side <= s <= max_side])
+
+
+def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 5):
+    return st.integers(min_dims, max_dims).flatmap(
+        lambda n: st.tuples(*[side(max_side, min_side)] * n))
+
+
+def arrays(floatx: str, shape, lo: float = -10.0, hi: float = 10.0, **float_options):
+    """Arrays of `shape` (a tuple or a strategy) with elements in [lo, hi]."""
+    return hnp.arrays(floatx, shape, elements=floats(floatx, lo, hi, **float_options))
+
+
+def int_arrays(shape, lo: int, hi: int, dtype: str = "int32"):
+    return hnp.arrays(dtype, shape, elements=st.integers(lo, hi))
+
+
+def bool_arrays(shape):
+    return hnp.arrays("bool", shape, elements=st.booleans())
+
+
+def axis_for(ndim: int, allow_none: bool = True, negative: bool = True):
+    """A valid axis for an array of rank `ndim` (None means all axes)."""
+    choices = list(range(ndim)) + (list(range(-ndim, 0)) if negative else [])
+    options = ([st.none()] if allow_none else []) + ([st.sampled_from(choices)] if choices else [])
+    return st.one_of(*options) if options else st.none()
+
+
+def broadcast_shapes(num: int = 2, min_dims: int = 0, max_dims: int = 3, max_side: int = 4):
+    """`num` mutually broadcastable shapes (input shapes only)."""
+    return hnp.mutually_broadcastable_shapes(num_shapes=num, min_dims=min_dims,
+                                             max_dims=max_dims, max_side=max_side).map(
+        lambda result: result.input_shapes)
+
+
+@st.composite
+def unary(draw, floatx: str, lo: float = -10.0, hi: float = 10.0, min_dims: int = 0,
+          max_dims: int = 3, **float_options):
+    """{"x": array}: the input of elementwise unary ops."""
+    shape = draw(shapes(min_dims, max_dims))
+    return {"x": draw(arrays(floatx, shape, lo, hi, **float_options))}
+
+
+@st.composite
+def binary(draw, floatx: str, lo: float = -10.0, hi: float = 10.0, lo2=None, hi2=None,
+           broadcast: bool = True, **float_options):
+    """{"x1", "x2"}: two arrays with broadcastable shapes."""
+    if broadcast:
+        shape1, shape2 = draw(broadcast_shapes(2))
+    else:
+        shape1 = shape2 = draw(shapes())
+    x1 = draw(arrays(floatx, shape1, lo, hi, **float_options))
+    x2 = draw(arrays(floatx, shape2, lo if lo2 is None else lo2, hi if hi2 is None else hi2,
+                     **float_options))
+    return {"x1": x1, "x2": x2}
+
+
+@st.composite
+def with_axis(draw, floatx: str, lo: float = -10.0, hi: float = 10.0, min_dims: int = 1,
+              max_dims: int = 3, allow_none: bool = True, keepdims: bool = False):
+    """{"x", "axis"[, "keepdims"]}: an array and a valid axis for reductions."""
+    shape = draw(shapes(min_dims, max_dims))
+    example = {"x": draw(arrays(floatx, shape, lo, hi)),
+               "axis": draw(axis_for(len(shape), allow_none))}
+    if keepdims:
+        example["keepdims"] = draw(st.booleans())
+    return example
