@@ -23,7 +23,7 @@ class TargetStatus:
         return asdict(self)
 
 
-def _fix_for(target: Target, reason: str) -> str:
+def fix_for(target: Target, reason: str) -> str:
     if "OpenMPI" in reason or "libmpi" in reason:
         return shims.OPENMPI_FIX
     if target.env:
@@ -41,7 +41,7 @@ def resolve_interpreters(selected: list[Target], specs: dict) -> tuple[dict, lis
             continue
         status = "not provisioned" if reason == "environment not provisioned" else "broken"
         missing.append(TargetStatus(target.id, target.flavor, target.backend, status,
-                                    reason=reason, fix=_fix_for(target, reason)))
+                                    reason=reason, fix=fix_for(target, reason)))
     return pythons, missing
 
 
@@ -58,7 +58,7 @@ def probe(selected: list[Target], specs: dict, floatx: str = "float32") -> list[
             else:
                 reason = pool.broken[target.id]
                 statuses.append(TargetStatus(target.id, target.flavor, target.backend, "broken",
-                                             reason=reason, fix=_fix_for(target, reason),
+                                             reason=reason, fix=fix_for(target, reason),
                                              python=pythons[target.id]))
     order = [t.id for t in selected]
     return sorted(statuses, key=lambda s: order.index(s.id))

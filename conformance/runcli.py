@@ -1,5 +1,148 @@
-"""Sub-commands that run suites and render results (filled in by the suites work)."""
+"""`conformance run`, `conformance ops` and `conformance report`."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from conformance import catalog, compare, store
+from conformance.engine import PROFILES
+
+SUITES = Path(__file__).resolve().parent.parent / "suites"
 
 
-def add_commands(commands):
-    return None
+def add_commands(commands) -> None:
+    run = commands.add_parser(
+        "run", help="run the conformance suites on the selected targets",
+        description="Run every selected op on every selected target at each floatx, compare "
+                    "with float64 references, stream results to OUT/results.jsonl and write "
+                    "OUT/summary.json and the HTML report. Exit status 1 when an unexpected "
+                    "divergence was found (known ones live in known_divergences.toml).")
+    run.add_argument("--targets", help="comma-separated target ids (default: all)")
+    run.add_argument("--ops", help="comma-separated globs on op names or family/name, "
+                     "e.g. 'soft*,reductions/*'")
+    run.add_argument("--floatx", default="float32,float64,float16",
+                     help="comma-separated floatx values (default: %(default)s)")
+    run.add_argument("--profile", default="default", choices=sorted(PROFILES),
+                     help="examples per (op, floatx): " + ", ".join(
+                         f"{k}={v['max_examples']}" for k, v in PROFILES.items()))
+    run.add_argument("--max-examples", type=int, help="override the profile's example count")
+    run.add_argument("--seed", type=int, help="reproduce a run: reuse its printed seed")
+    run.add_argument("--out", help="results folder (default: reports/run-<timestamp>)")
+    run.add_argument("--known", help="known-divergence registry "
+                     "(default: known_divergences.toml in the project)")
+    run.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    run.set_defaults(handler=cmd_run)
+
+    ops = commands.add_parser("ops", help="list the op catalog")
+    ops.add_argument("--family", choices=catalog.FAMILIES)
+    ops.add_argument("--json", action="store_true", help="machine-readable output")
+    ops.set_defaults(handler=cmd_ops)
+
+    report = commands.add_parser(
+        "report", help="render results folders (shards are merged) into an HTML report")
+    report.add_argument("results", nargs="+", help="results folders, results.jsonl or summary.json")
+    report.add_argument("-o", "--output", default="reports/report/index.html",
+                        help="HTML file to write (junit.xml and summary.json go beside it)")
+    report.set_defaults(handler=cmd_report)
+
+
+def cmd_ops(args) -> int:
+    ops = catalog.select(catalog.all_ops(), family=args.family)
+    rows = [{"name": op.name, "family": op.family,
+             "keras3": op.keras3.fn if op.keras3 else None,
+             "keras2": op.keras2.fn if op.keras2 else None,
+             "tolerance": op.tolerance.formula, "floatx": list(op.floatx),
+             "result": op.result, "notes": op.notes} for op in ops]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['family']:<12} {row['name']:<32} keras3={'yes' if row['keras3'] else 'no ':<3} "
+              f"keras2={'yes' if row['keras2'] else 'no ':<3} {row['tolerance']}")
+    by_family = Counter(r["family"] for r in rows)
+    print(f"{len(rows)} ops: " + ", ".join(f"{f} {n}" for f, n in by_family.items()))
+    return 0
+
+
+def cmd_run(args) -> int:
+    import pytest
+
+    out = Path(args.out or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S"))
+    pytest_args = [str(SUITES), "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:terminal",
+                   f"--rootdir={SUITES}", f"--conformance-out={out}",
+                   f"--conformance-floatx={args.floatx}", f"--conformance-profile={args.profile}",
+                   f"--conformance-project={Path(args.project).resolve()}"]
+    for option, value in [("targets", args.targets), ("ops", args.ops), ("seed", args.seed),
+                          ("max-examples", args.max_examples), ("known", args.known)]:
+        if value is not None:
+            pytest_args.append(f"--conformance-{option}={value}")
+    code = pytest.main(pytest_args)
+    results = out / "results.jsonl"
+    if not results.exists():
+        print(f"error: the suites did not start (pytest exit {int(code)}); see the messages above",
+              file=sys.stderr)
+        return 2
+    summary = store.load(results)
+    store.write_summary(out, summary)
+    _print_summary(summary, out)
+    if not args.no_report:
+        _render(summary, out / "index.html", [out])
+    if int(code) not in (0, 1):  # interrupted, internal error, usage error
+        return int(code)
+    return 1 if _unexpected(summary) else 0
+
+
+def _unexpected(summary: dict) -> list[dict]:
+    return [r for r in summary["results"] if r["status"] in compare.DIVERGENT]
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    counts: dict[str, Counter] = {}
+    for result in summary["results"]:
+        counts.setdefault(result["target"], Counter())[result["status"]] += 1
+    statuses = [s for s in compare.SEVERITY + ["known"]
+                if any(s in c for c in counts.values())]
+    print()
+    print(f"{'target':<20}" + "".join(f"{s:>12}" for s in statuses))
+    for target, counter in counts.items():
+        print(f"{target:<20}" + "".join(f"{counter.get(s, 0):>12}" for s in statuses))
+    broken = {t["id"]: t for t in summary["targets"] if t.get("status") != "ready"}
+    for target in broken.values():
+        print(f"{target['id']}: {target['status']}: {str(target.get('reason', '')).splitlines()[0:1]}"
+              f" (fix: {target.get('fix')})")
+    unexpected = _unexpected(summary)
+    print(f"\n{len(unexpected)} unexpected divergences; results in {out}")
+    for result in sorted(unexpected, key=lambda r: -float(r.get("worst_ratio") or 0))[:25]:
+        print(f"  {result['op']:<28} {result['target']:<18} {result['floatx']:<8} "
+              f"{result['status']:<8} {str(result.get('message', ''))[:90]}")
+    run = summary.get("run", {})
+    print(f"seed {run.get('seed')} (rerun with --seed {run.get('seed')} to reproduce)")
+
+
+def _render(summary: dict, html: Path, dirs: list[Path]) -> None:
+    try:
+        from conformance import report
+    except ImportError as exc:  # the report package is optional for bare runs
+        print(f"report skipped: {exc}", file=sys.stderr)
+        return
+    path = report.render([summary], html, dirs)
+    print(f"report: {path}")
+
+
+def cmd_report(args) -> int:
+    from conformance import report
+
+    summaries, dirs = [], []
+    for item in args.results:
+        path = Path(item)
+        if not path.exists():
+            print(f"error: {path} does not exist", file=sys.stderr)
+            return 2
+        summaries.append(store.load(path))
+        dirs.append(path if path.is_dir() else path.parent)
+    out = report.render(summaries, Path(args.output), dirs)
+    print(f"report: {out}")
+    return 0

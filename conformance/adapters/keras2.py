@@ -62,21 +62,31 @@ class Adapter(object):
         return self.K.placeholder(shape=array.shape, dtype=str(array.dtype))
 
     def _compile(self, fn_name, args, kwargs):
+        """K.function over placeholders; returns (function, indices of fed arrays)."""
         fn = adapters.resolve(fn_name)
-        inputs = []
+        inputs, fed, position = [], [], [0]
 
-        def to_placeholder(array):
+        def to_symbol(array):
+            index = position[0]
+            position[0] += 1
+            if array.ndim == 0 and self.K.backend() == "cntk":
+                # CNTK cannot make 0-d placeholders ("creating placeholder with 0 dimension
+                # is not supported"); a scalar input enters the graph as a constant.
+                return self.K.constant(array, dtype=str(array.dtype))
             placeholder = self._placeholder(array)
             inputs.append(placeholder)
+            fed.append(index)
             return placeholder
 
-        symbolic = adapters.map_structure(to_placeholder, args)
+        symbolic = adapters.map_structure(to_symbol, args)
         outputs = adapters.flatten(fn(*symbolic, **kwargs))
-        return self.K.function(inputs, outputs)
+        return self.K.function(inputs, outputs), fed
 
     def call(self, fn_name, args, kwargs):
+        arrays = adapters.leaf_arrays(args)
+        # 0-d inputs may be baked in as constants (see _compile): their values key the cache
         key = _signature(fn_name, args, kwargs) + str(
-            [a.shape for a in adapters.leaf_arrays(args)])
+            [a.shape if a.ndim else a.tobytes() for a in arrays])
         compile_s = 0.0
         function = self.compiled.get(key)
         if function is None:
@@ -84,5 +94,6 @@ class Adapter(object):
             function = self._compile(fn_name, args, kwargs)
             compile_s = time.perf_counter() - started
             self.compiled[key] = function
-        results = function(adapters.leaf_arrays(args))
+        function, fed = function
+        results = function([arrays[i] for i in fed])
         return [np.asarray(r) for r in results], compile_s

@@ -30,10 +30,13 @@ def _unary(name, ref, lo, hi, ulps=4, cond=None, k2=None, k3=None, exact=False,
 
 
 def _binary(name, ref, tolerance, lo=-10.0, hi=10.0, k2=None, k3=None, lo2=None, hi2=None,
-            result="floatx"):
+            result="floatx", broadcast=False):
+    """Same-shape inputs test the numerics; `broadcast=True` variants (named
+    `<op>_broadcast`) test NumPy broadcasting on its own, so a backend that does not
+    broadcast is reported there without hiding its numerics."""
     return Op(
-        name=name, family="elementwise",
-        inputs=lambda fx: S.binary(fx, lo, hi, lo2, hi2),
+        name=f"{name}_broadcast" if broadcast else name, family="elementwise",
+        inputs=lambda fx: S.binary(fx, lo, hi, lo2, hi2, broadcast=broadcast),
         reference=lambda ex, ctx: ref(ex["x1"].astype("float64"), ex["x2"].astype("float64")),
         tolerance=tolerance,
         keras3=keras3(k3 or name, "x1", "x2"),
@@ -100,6 +103,12 @@ OPS = [
     _binary("arctan2", np.arctan2, Elementwise(4, _binary_cond(
         lambda a, b: b / (a * a + b * b + 1e-300), lambda a, b: -a / (a * a + b * b + 1e-300))),
         lo=-10.0, hi=10.0),
+    # -- broadcasting semantics (Keras follows NumPy broadcasting rules) -------------
+    _binary("add", np.add, Rounded(1), k3="add", broadcast=True),
+    _binary("multiply", np.multiply, Rounded(1), k3="multiply", broadcast=True),
+    _binary("maximum", np.maximum, Exact(), k2="maximum", k3="maximum", broadcast=True),
+    _binary("equal", np.equal, Exact(), lo=-3.0, hi=3.0, k2="equal", k3="equal",
+            result="bool", broadcast=True),
     # -- exact comparisons ----------------------------------------------------------
     _binary("equal", np.equal, Exact(), lo=-3.0, hi=3.0, k2="equal", result="bool"),
     _binary("not_equal", np.not_equal, Exact(), lo=-3.0, hi=3.0, k2="not_equal", result="bool"),

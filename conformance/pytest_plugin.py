@@ -1,0 +1,233 @@
+"""pytest plugin: turns the op catalog into tests and runs them on the worker pool.
+
+Each test file in suites/ marks its family (``pytestmark = pytest.mark.family(...)``)
+and takes the ``case`` fixture: one test per (op, floatx). A test fails only for
+*unexpected* divergences (anything in the known-divergence registry is `known`).
+Tests are ordered by floatx, so each target's workers start once per floatx.
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conformance import __version__, catalog, compare, known, targets as targets_mod
+from conformance.engine import PROFILES, Engine, RunSettings
+from conformance.pool import Pool
+from conformance.probe import fix_for, resolve_interpreters
+from conformance.store import ResultsWriter
+
+FLOATX_ORDER = ("float32", "float64", "float16")
+
+
+@dataclass(frozen=True)
+class Case:
+    op: catalog.Op
+    floatx: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.op.name}-{self.floatx}"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance", "Keras backend conformance")
+    group.addoption("--conformance-targets", default=None,
+                    help="comma-separated target ids (default: every built-in and configured target)")
+    group.addoption("--conformance-floatx", default="float32,float64,float16",
+                    help="comma-separated floatx values to run (default: all three)")
+    group.addoption("--conformance-profile", default="default", choices=sorted(PROFILES),
+                    help="examples per (op, floatx): smoke=4, default=25, thorough=200")
+    group.addoption("--conformance-max-examples", type=int, default=None,
+                    help="override the profile's examples per (op, floatx)")
+    group.addoption("--conformance-seed", type=int, default=None,
+                    help="run seed (printed at start; reuse it to reproduce a run)")
+    group.addoption("--conformance-ops", default=None,
+                    help="comma-separated globs on op names or family/name")
+    group.addoption("--conformance-out", default=None,
+                    help="results folder (default: reports/run-<timestamp>)")
+    group.addoption("--conformance-known", default=None,
+                    help="known-divergence registry (default: known_divergences.toml in the project)")
+    group.addoption("--conformance-project", default=".",
+                    help="folder holding pyproject.toml with [tool.conformance]")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "family(name): op family a suite file covers")
+    if config.getoption("--conformance-profile", None) is not None:
+        config.stash[_SESSION] = ConformanceSession(config)
+
+
+_SESSION = pytest.StashKey["ConformanceSession"]()
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+class ConformanceSession:
+    """State shared by all tests of one run: targets, pool, writer, engine."""
+
+    def __init__(self, config):
+        self.config = config
+        option = config.getoption
+        project = Path(option("--conformance-project"))
+        project_config = targets_mod.load_project_config(project)
+        self.specs = targets_mod.load_envs(project_config)
+        all_targets = targets_mod.load_targets(project_config, project)
+        self.targets = targets_mod.select(all_targets, _csv(option("--conformance-targets")))
+        self.floatx = _csv(option("--conformance-floatx"))
+        bad = [f for f in self.floatx if f not in targets_mod.FLOATX]
+        if bad:
+            raise pytest.UsageError(f"--conformance-floatx: unknown {bad}; use {targets_mod.FLOATX}")
+        self.op_patterns = _csv(option("--conformance-ops"))
+        profile = PROFILES[option("--conformance-profile")]
+        self.profile = option("--conformance-profile")
+        self.seed = option("--conformance-seed")
+        if self.seed is None:
+            self.seed = random.SystemRandom().randrange(2**31)
+        known_path = option("--conformance-known") or project / "known_divergences.toml"
+        self.registry = known.load(Path(known_path))
+        out = option("--conformance-out") or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S")
+        self.out_dir = Path(out)
+        self.settings = RunSettings(
+            seed=self.seed, registry=self.registry, out_dir=self.out_dir,
+            max_examples=option("--conformance-max-examples") or profile["max_examples"],
+            shrink_calls=profile["shrink_calls"])
+        self.writer: ResultsWriter | None = None
+        self.pool: Pool | None = None
+        self.engine: Engine | None = None
+        self.started = time.time()
+        self.done = 0
+        self.total = 0
+        self.unexpected = 0
+
+    # -- life cycle -----------------------------------------------------------
+    def open(self) -> None:
+        self.writer = ResultsWriter(self.out_dir)
+        self.writer.write("run", {
+            "seed": self.seed, "profile": self.profile, "harness_version": __version__,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
+            "max_examples": self.settings.max_examples, "floatx": self.floatx,
+            "argv": sys.argv, "targets": [t.id for t in self.targets], "ops": self.total})
+        pythons, missing = resolve_interpreters(self.targets, self.specs)
+        for status in missing:
+            for floatx in self.floatx:
+                self.writer.write("target", {**status.as_dict(), "floatx": floatx})
+            self.say(f"target {status.id}: {status.status}: {status.reason} (fix: {status.fix})")
+        runnable = [t for t in self.targets if t.id in pythons]
+        self.pool = Pool(runnable, pythons, self.out_dir / "workers")
+        self.engine = Engine(self.pool, self.settings, self.writer)
+        self.say(f"conformance run: seed {self.seed}, profile {self.profile} "
+                 f"({self.settings.max_examples} examples per op), {self.total} (op, floatx) cases, "
+                 f"targets {', '.join(t.id for t in self.targets)}; results in {self.out_dir}")
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+        if self.writer is not None:
+            finished = time.time()
+            self.writer.write("run", {
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
+                "duration_s": round(finished - self.started, 1), "cases_done": self.done})
+            self.writer.close()
+
+    def say(self, text: str) -> None:
+        """Progress goes to the terminal even while pytest captures test output."""
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if reporter is not None:
+                reporter.write_line(text)
+            else:
+                print(text, flush=True)
+
+    # -- one case ---------------------------------------------------------------
+    def switch_floatx(self, floatx: str) -> None:
+        if self.pool.floatx == floatx:
+            return
+        self.say(f"starting workers with floatx={floatx} ...")
+        started = time.time()
+        infos = self.pool.use_floatx(floatx)
+        for target in self.pool.targets.values():
+            python = self.pool.pythons.get(target.id)
+            record = {"id": target.id, "floatx": floatx, "flavor": target.flavor,
+                      "backend": target.backend, "python": python}
+            if target.id in infos:
+                record.update(status="ready", info=infos[target.id])
+            else:
+                reason = self.pool.broken.get(target.id, "")
+                record.update(status="broken", reason=reason, fix=fix_for(target, reason))
+                self.say(f"target {target.id} cannot run: {reason.splitlines()[0] if reason else ''}")
+            self.writer.write("target", record)
+        self.say(f"  {len(infos)} targets ready in {time.time() - started:.1f}s")
+
+    def check(self, case: Case) -> list[dict]:
+        self.switch_floatx(case.floatx)
+        started = time.time()
+        records = self.engine.check(case.op, case.floatx)
+        self.done += 1
+        self._progress(case, records, time.time() - started)
+        return records
+
+    def _progress(self, case: Case, records: list[dict], seconds: float) -> None:
+        by_status: dict[str, list[str]] = {}
+        for record in records:
+            by_status.setdefault(record["status"], []).append(record["target"])
+        parts = []
+        for status in sorted(by_status, key=lambda s: (s == "pass", s)):
+            names = by_status[status]
+            detail = "" if status in ("pass", "unsupported") else f" ({', '.join(names)})"
+            parts.append(f"{status} {len(names)}{detail}")
+        elapsed = int(time.time() - self.started)
+        self.say(f"[{self.done:>4}/{self.total}] {case.op.family}/{case.id:<34} "
+                 f"{seconds:6.1f}s  {' · '.join(parts)}  [{elapsed // 60}:{elapsed % 60:02d}]")
+
+
+def pytest_generate_tests(metafunc):
+    if "case" not in metafunc.fixturenames:
+        return
+    session = metafunc.config.stash[_SESSION]
+    marker = metafunc.definition.get_closest_marker("family")
+    family = marker.args[0] if marker else None
+    ops = catalog.select(catalog.all_ops(), session.op_patterns, family)
+    cases = [Case(op, fx) for fx in session.floatx for op in ops if fx in op.floatx]
+    metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Group by floatx so each target's workers start once per floatx."""
+    def case_of(item):
+        case = item.callspec.params.get("case") if hasattr(item, "callspec") else None
+        return case if isinstance(case, Case) else None  # empty families have no Case
+
+    items.sort(key=lambda item: FLOATX_ORDER.index(case_of(item).floatx) if case_of(item) else -1)
+    if _SESSION in config.stash:
+        config.stash[_SESSION].total = sum(1 for item in items if case_of(item))
+
+
+@pytest.fixture(scope="session")
+def conformance(request):
+    """The run's ConformanceSession: pool, engine, writer (started on first use)."""
+    state = request.config.stash[_SESSION]
+    if state.writer is None:
+        state.open()
+    yield state
+
+
+def pytest_unconfigure(config):
+    if _SESSION in config.stash:
+        config.stash[_SESSION].close()
+
+
+def assert_conformant(records: list[dict]) -> None:
+    """Fail the test for unexpected divergences, with one line per target."""
+    bad = [r for r in records if r["status"] in compare.DIVERGENT]
+    if bad:
+        lines = [f"{r['target']}: {r['status']}: {r.get('message', '')}" for r in bad]
+        pytest.fail("\n".join(lines), pytrace=False)
