@@ -14,7 +14,8 @@ def conformance(session):
     """Provision the target environments, then run the suites on every target."""
     session.install("-e", ".")
     session.run("conformance", "envs", "sync")
-    session.run("conformance", "targets")
+    # A target that cannot run (e.g. CNTK without OpenMPI) says why; the run goes on.
+    session.run("conformance", "targets", success_codes=[0, 1])
     session.run("conformance", "run", *session.posargs)
 
 

@@ -1,0 +1,70 @@
+"""The tolerance model and verdicts on hand-made outputs (no backend needed)."""
+import numpy as np
+import pytest
+
+from conformance import compare, tolerance
+from conformance.compare import compare as judge
+
+
+def verdict(out, ref, tol=None, floatx="float32", expected=None):
+    out, ref = np.asarray(out), np.asarray(ref, dtype="float64")
+    return judge([out], [ref], tol or tolerance.Elementwise(4), {}, floatx,
+                 [expected or floatx])
+
+
+def test_within_a_few_ulps_passes_and_beyond_fails():
+    ref = np.array([1.0, 2.0, 3.0])
+    close = (ref + 2 * np.spacing(np.float32(ref))).astype("float32")
+    far = (ref + 50 * np.spacing(np.float32(ref))).astype("float32")
+    assert verdict(close, ref).status == "pass"
+    result = verdict(far, ref)
+    assert result.status == "fail" and result.worst_ratio > 1
+    assert result.max_ulp == pytest.approx(50, rel=0.05)
+
+
+def test_flush_to_zero_of_subnormal_results_passes():
+    # softplus(-100) in float32: 0 on TensorFlow, 3.8e-44 elsewhere
+    ref = np.log1p(np.exp(-100.0))
+    assert verdict(np.float32(0), ref).status == "pass"
+    assert verdict(np.float32(3.8e-44), ref).status == "pass"
+
+
+def test_nan_and_inf_patterns_must_match():
+    assert verdict(np.array([np.nan, 1], "float32"), [np.nan, 1]).status == "pass"
+    assert verdict(np.array([0, 1], "float32"), [np.nan, 1]).status == "nan"
+    assert verdict(np.array([np.inf, 1], "float32"), [1.0, 1]).status == "nan"
+    assert verdict(np.array([-np.inf], "float32"), [np.inf]).status == "nan"
+
+
+def test_overflow_of_floatx_expects_inf():
+    ref = [1e39]  # finite in float64, inf in float32
+    assert verdict(np.array([np.inf], "float32"), ref).status == "pass"
+    assert verdict(np.array([3.4e38], "float32"), ref).status == "pass"  # at the threshold
+
+
+def test_signed_zero_is_ignored_and_exact_ops_allow_nothing():
+    assert verdict(np.array([-0.0], "float32"), [0.0], tolerance.Exact()).status == "pass"
+    one_ulp = np.nextafter(np.float32(1), np.float32(2))
+    assert verdict(np.array([one_ulp]), [1.0], tolerance.Exact()).status == "fail"
+
+
+def test_dtype_and_shape_verdicts():
+    assert verdict(np.zeros(3, "float32"), np.zeros(3), floatx="float64").status == "dtype"
+    assert verdict(np.zeros(2, "float32"), np.zeros(3)).status == "shape"
+    assert verdict(np.zeros(3, "int64"), np.zeros(3), tolerance.Exact(), expected="int").status == "pass"
+    assert verdict(np.zeros(3, "float32"), np.zeros(3), tolerance.Exact(), expected="int").status == "dtype"
+
+
+def test_reduction_bound_scales_with_length_and_magnitude():
+    tol = tolerance.Reduction(lambda ex, i: (ex["n"], ex["s"]))
+    small = tol.allowed({"n": 4, "s": np.array(1.0)}, np.array(1.0), "float32", 0)
+    large = tol.allowed({"n": 400, "s": np.array(1.0)}, np.array(1.0), "float32", 0)
+    assert large > small > 0
+
+
+def test_aggregate_keeps_the_most_severe_verdict():
+    aggregate = compare.Aggregate()
+    for status in ["pass", "fail", "pass", "nan", "unsupported"]:
+        aggregate.add(compare.Verdict(status, message=status))
+    assert aggregate.status == "nan" and aggregate.examples == 5
+    assert aggregate.counts == {"pass": 2, "fail": 1, "nan": 1, "unsupported": 1}

@@ -1,0 +1,49 @@
+import json
+
+import pytest
+
+from conformance import known, store
+
+
+def test_records_are_on_disk_as_soon_as_written_and_a_cut_line_is_skipped(tmp_path):
+    writer = store.ResultsWriter(tmp_path)
+    writer.write("run", {"seed": 7})
+    writer.write("result", {"op": "exp", "target": "t", "floatx": "float32", "status": "pass",
+                            "max_abs_err": float("inf")})
+    # no close(): an interrupted run; then a half-written line from a killed process
+    with open(tmp_path / "results.jsonl", "a") as handle:
+        handle.write('{"kind": "result", "op": "lo')
+    summary = store.load(tmp_path)
+    assert summary["run"] == {"seed": 7}
+    assert [r["op"] for r in summary["results"]] == ["exp"]
+    assert summary["results"][0]["max_abs_err"] == "inf"  # standard JSON, no Infinity
+    json.loads((tmp_path / "results.jsonl").read_text().splitlines()[1])
+
+
+def test_summary_roundtrip(tmp_path):
+    summary = {"run": {"seed": 1}, "targets": [], "results": [], "pairwise": []}
+    path = store.write_summary(tmp_path, summary)
+    assert store.load(path) == summary
+
+
+def test_registry_matches_globs_and_verdicts(tmp_path):
+    path = tmp_path / "known.toml"
+    path.write_text('''
+[[divergence]]
+op = "binary_crossentropy*"
+target = "keras2-tensorflow"
+verdict = "fail"
+reason = "epsilon added after clipping"
+link = "https://example.invalid/issue"
+''')
+    registry = known.load(path)
+    assert known.lookup(registry, "binary_crossentropy", "keras2-tensorflow", "float32", "fail")
+    assert not known.lookup(registry, "binary_crossentropy", "keras2-theano", "float32", "fail")
+    assert not known.lookup(registry, "binary_crossentropy", "keras2-tensorflow", "float32", "nan")
+
+
+def test_registry_entry_without_reason_is_refused(tmp_path):
+    path = tmp_path / "known.toml"
+    path.write_text('[[divergence]]\nop = "x"\ntarget = "y"\nverdict = "fail"\n')
+    with pytest.raises(known.RegistryError, match="lacks reason"):
+        known.load(path)
