@@ -8,9 +8,11 @@ Tests are ordered by floatx, so each target's workers start once per floatx.
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,11 @@ def pytest_addoption(parser):
                     help="results folder (default: reports/run-<timestamp>)")
     group.addoption("--conformance-known", default=None,
                     help="known-divergence registry (default: known_divergences.toml in the project)")
+    group.addoption("--conformance-shard", default=None,
+                    help="I/N: run a deterministic 1/N of the (op, floatx) cases (I from 1 to N)")
+    group.addoption("--conformance-extra-targets", default=None,
+                    help="JSON object {id: {flavor, backend, env, python, pythonpath, ...}} of "
+                         "targets to add for this run (same keys as [tool.conformance.targets])")
     group.addoption("--conformance-project", default=".",
                     help="folder holding pyproject.toml with [tool.conformance]")
 
@@ -78,6 +85,9 @@ class ConformanceSession:
         option = config.getoption
         project = Path(option("--conformance-project"))
         project_config = targets_mod.load_project_config(project)
+        extra = option("--conformance-extra-targets")
+        if extra:
+            project_config.setdefault("targets", {}).update(json.loads(extra))
         self.specs = targets_mod.load_envs(project_config)
         all_targets = targets_mod.load_targets(project_config, project)
         self.targets = targets_mod.select(all_targets, _csv(option("--conformance-targets")))
@@ -86,6 +96,7 @@ class ConformanceSession:
         if bad:
             raise pytest.UsageError(f"--conformance-floatx: unknown {bad}; use {targets_mod.FLOATX}")
         self.op_patterns = _csv(option("--conformance-ops"))
+        self.shard = parse_shard(option("--conformance-shard"))
         profile = PROFILES[option("--conformance-profile")]
         self.profile = option("--conformance-profile")
         self.seed = option("--conformance-seed")
@@ -114,7 +125,8 @@ class ConformanceSession:
             "seed": self.seed, "profile": self.profile, "harness_version": __version__,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
             "max_examples": self.settings.max_examples, "floatx": self.floatx,
-            "argv": sys.argv, "targets": [t.id for t in self.targets], "ops": self.total})
+            "argv": sys.argv, "targets": [t.id for t in self.targets], "ops": self.total,
+            "shard": "/".join(map(str, self.shard)) if self.shard else None})
         pythons, missing = resolve_interpreters(self.targets, self.specs)
         for status in missing:
             for floatx in self.floatx:
@@ -189,6 +201,26 @@ class ConformanceSession:
                  f"{seconds:6.1f}s  {' · '.join(parts)}  [{elapsed // 60}:{elapsed % 60:02d}]")
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise pytest.UsageError(f"--shard {text!r}: expected I/N, e.g. 2/4") from None
+    if not 1 <= index <= count:
+        raise pytest.UsageError(f"--shard {text!r}: I must be between 1 and N")
+    return index, count
+
+
+def in_shard(case: Case, shard: tuple[int, int] | None) -> bool:
+    """A stable hash of (op, floatx) picks the shard: same split on every machine."""
+    if shard is None:
+        return True
+    index, count = shard
+    return zlib.crc32(case.id.encode()) % count == index - 1
+
+
 def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
@@ -196,7 +228,8 @@ def pytest_generate_tests(metafunc):
     marker = metafunc.definition.get_closest_marker("family")
     family = marker.args[0] if marker else None
     ops = catalog.select(catalog.all_ops(), session.op_patterns, family)
-    cases = [Case(op, fx) for fx in session.floatx for op in ops if fx in op.floatx]
+    cases = [Case(op, fx) for fx in session.floatx for op in ops
+             if fx in op.floatx and in_shard(Case(op, fx), session.shard)]
     metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 

@@ -30,6 +30,8 @@ def add_commands(commands) -> None:
                          f"{k}={v['max_examples']}" for k, v in PROFILES.items()))
     run.add_argument("--max-examples", type=int, help="override the profile's example count")
     run.add_argument("--seed", type=int, help="reproduce a run: reuse its printed seed")
+    run.add_argument("--shard", help="I/N: run a deterministic 1/N of the (op, floatx) cases, "
+                     "for CI matrices; merge the shards with `conformance report`")
     run.add_argument("--out", help="results folder (default: reports/run-<timestamp>)")
     run.add_argument("--known", help="known-divergence registry "
                      "(default: known_divergences.toml in the project)")
@@ -67,7 +69,8 @@ def cmd_ops(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
+def cmd_run(args, extra_targets: dict | None = None) -> int:
+    """Run the suites; `extra_targets` adds targets for this run only (used by validate)."""
     import pytest
 
     out = Path(args.out or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S"))
@@ -76,9 +79,12 @@ def cmd_run(args) -> int:
                    f"--conformance-floatx={args.floatx}", f"--conformance-profile={args.profile}",
                    f"--conformance-project={Path(args.project).resolve()}"]
     for option, value in [("targets", args.targets), ("ops", args.ops), ("seed", args.seed),
-                          ("max-examples", args.max_examples), ("known", args.known)]:
+                          ("max-examples", args.max_examples), ("known", args.known),
+                          ("shard", args.shard)]:
         if value is not None:
             pytest_args.append(f"--conformance-{option}={value}")
+    if extra_targets:
+        pytest_args.append(f"--conformance-extra-targets={json.dumps(extra_targets)}")
     code = pytest.main(pytest_args)
     results = out / "results.jsonl"
     if not results.exists():

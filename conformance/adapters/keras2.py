@@ -36,6 +36,15 @@ class Adapter(object):
         self.keras, self.import_log = adapters.import_capturing_stderr("keras")
         self.K = self.keras.backend
         self.compiled = {}
+        # Theano placeholders carry only a rank (Keras 2 gives every dim
+        # broadcastable=False whatever the shape), so its graph is the same for every
+        # shape of a rank: compile once per rank, since each compile costs seconds.
+        # Other backends build shape-specialised graphs (CNTK cannot reshape unknown
+        # dims), so they get static shapes: the graph a fixed-shape model builds.
+        self.static_shapes = self.K.backend() != "theano"
+        # CNTK cannot make 0-d placeholders ("creating placeholder with 0 dimension is
+        # not supported"): a scalar input enters its graph as a constant instead.
+        self.bakes_scalars = self.K.backend() == "cntk"
 
     def info(self):
         backend = self.K.backend()
@@ -55,13 +64,7 @@ class Adapter(object):
         })
         return info
 
-    def _placeholder(self, array):
-        # Static shape: several backends (CNTK's batch axis, Theano's broadcastable
-        # flags) give different graphs for unknown dims; shape-static graphs are what
-        # a user's model with fixed input shapes builds.
-        return self.K.placeholder(shape=array.shape, dtype=str(array.dtype))
-
-    def _compile(self, fn_name, args, kwargs):
+    def _compile(self, fn_name, args, kwargs, static):
         """K.function over placeholders; returns (function, indices of fed arrays)."""
         fn = adapters.resolve(fn_name)
         inputs, fed, position = [], [], [0]
@@ -69,11 +72,12 @@ class Adapter(object):
         def to_symbol(array):
             index = position[0]
             position[0] += 1
-            if array.ndim == 0 and self.K.backend() == "cntk":
-                # CNTK cannot make 0-d placeholders ("creating placeholder with 0 dimension
-                # is not supported"); a scalar input enters the graph as a constant.
+            if array.ndim == 0 and self.bakes_scalars:
                 return self.K.constant(array, dtype=str(array.dtype))
-            placeholder = self._placeholder(array)
+            if static:
+                placeholder = self.K.placeholder(shape=array.shape, dtype=str(array.dtype))
+            else:
+                placeholder = self.K.placeholder(ndim=array.ndim, dtype=str(array.dtype))
             inputs.append(placeholder)
             fed.append(index)
             return placeholder
@@ -82,18 +86,34 @@ class Adapter(object):
         outputs = adapters.flatten(fn(*symbolic, **kwargs))
         return self.K.function(inputs, outputs), fed
 
+    def _key(self, fn_name, args, kwargs, arrays, static):
+        def part(array):
+            if array.ndim == 0 and self.bakes_scalars:
+                return array.tobytes()  # baked in as a constant: its value keys the graph
+            return array.shape if static else array.ndim
+        return _signature(fn_name, args, kwargs) + repr([part(a) for a in arrays])
+
+    def _run(self, fn_name, args, kwargs, arrays, static):
+        key = self._key(fn_name, args, kwargs, arrays, static)
+        compile_s = 0.0
+        entry = self.compiled.get(key)
+        if entry is None:
+            started = time.perf_counter()
+            entry = self._compile(fn_name, args, kwargs, static)
+            compile_s = time.perf_counter() - started
+            self.compiled[key] = entry
+        function, fed = entry
+        return function([arrays[i] for i in fed]), compile_s
+
     def call(self, fn_name, args, kwargs):
         arrays = adapters.leaf_arrays(args)
-        # 0-d inputs may be baked in as constants (see _compile): their values key the cache
-        key = _signature(fn_name, args, kwargs) + str(
-            [a.shape if a.ndim else a.tobytes() for a in arrays])
-        compile_s = 0.0
-        function = self.compiled.get(key)
-        if function is None:
-            started = time.perf_counter()
-            function = self._compile(fn_name, args, kwargs)
-            compile_s = time.perf_counter() - started
-            self.compiled[key] = function
-        function, fed = function
-        results = function([arrays[i] for i in fed])
+        if not self.static_shapes:
+            try:
+                results, compile_s = self._run(fn_name, args, kwargs, arrays, static=False)
+                return [np.asarray(r) for r in results], compile_s
+            except Unsupported:
+                raise
+            except Exception:
+                pass  # some Keras 2 functions need static shapes (int_shape); retry with them
+        results, compile_s = self._run(fn_name, args, kwargs, arrays, static=True)
         return [np.asarray(r) for r in results], compile_s

@@ -210,11 +210,16 @@ def _pad(draw, floatx):
 def _padding(draw, floatx, spatial_dims):
     """Keras 2 temporal (3-D) / spatial 2-D (4-D, channels_last) zero padding."""
     shape = draw(S.shapes(spatial_dims + 2, spatial_dims + 2, max_side=4))
-    return {"x": draw(_payload(floatx, shape)), "padding": _widths(draw, spatial_dims)}
+    widths = _widths(draw, spatial_dims)
+    # temporal_padding takes one (before, after) pair, spatial_2d_padding a pair per axis
+    return {"x": draw(_payload(floatx, shape)),
+            "padding": widths[0] if spatial_dims == 1 else widths}
 
 
 def _full_pad_width(padding):
-    return [[0, 0]] + [list(p) for p in padding] + [[0, 0]]
+    """NumPy pad widths for (batch, *spatial, channels) from Keras 2's padding."""
+    pairs = [padding] if isinstance(padding[0], int) else padding
+    return [[0, 0]] + [list(p) for p in pairs] + [[0, 0]]
 
 
 @st.composite
@@ -557,10 +562,11 @@ OPS = [
     # keras.ops.tri documents "The default is float32" (not floatx).
     _op("tri", lambda fx: _eye(fx, with_k=True), lambda ex: np.tri(ex["N"], ex["M"], ex["k"]),
         keras3("tri", N="N", M="M", k="k"), result="float32"),
-    # Both flavors default to int32 for integer arguments (Keras 2 documents it).
+    # Integer kind only: Keras 2 documents int32, Keras 3 infers the dtype from the
+    # arguments, and resolves Python ints by floatx's width (int16 under float16).
     _op("arange", _arange, lambda ex: np.arange(ex["start"], ex["stop"], ex["step"]),
         keras3("arange", start="start", stop="stop", step="step"),
-        keras2("arange", start="start", stop="stop", step="step"), result="int32"),
+        keras2("arange", start="start", stop="stop", step="step"), result="int"),
     # -- casts: the reference is NumPy's correctly rounded (round-half-even) cast ----
     _op("cast", _cast_from_float64, lambda ex: ex["x"].astype(ex["dtype"]),
         keras3("cast", "x", dtype="dtype"), keras2("cast", "x", dtype="dtype"), result="floatx"),

@@ -95,11 +95,11 @@ def _grid(texts: list[str], shape: list[int], marks: dict[int, str],
 def view(record, marks: dict[int, str] | None = None) -> dict:
     """A record as {"dtype", "shape", "grid" | "summary"} for the template."""
     if not is_array(record):
-        return {"static": True, "text": repr(record)}
+        return {"static": True, "text": repr(record), "grid": None, "summary": None}
     dtype = str(record.get("dtype"))
     shape = list(record.get("shape") or [])
     out = {"static": False, "dtype": dtype, "shape": "(" + ", ".join(map(str, shape)) +
-           ("," if len(shape) == 1 else "") + ")"}
+           ("," if len(shape) == 1 else "") + ")", "grid": None, "summary": None}
     if "values" in record:
         texts = [element_text(v, dtype) for v in _flat(record["values"])]
         out["grid"] = _grid(texts, shape, marks or {})

@@ -33,8 +33,10 @@ def rank(verdict: str | None) -> int:
 
 
 def worst(verdicts) -> str | None:
+    """The most severe verdict; a coverage gap (unsupported) only when nothing ran."""
     verdicts = [v for v in verdicts if v]
-    return min(verdicts, key=rank) if verdicts else None
+    ran = [v for v in verdicts if v != "unsupported"]
+    return min(ran or verdicts, key=rank) if verdicts else None
 
 
 def number(value) -> float | None:
@@ -59,10 +61,13 @@ def short(value, digits: int = 2) -> str:
     if x == 0:
         return "0"
     magnitude = abs(x)
-    if 1e-3 <= magnitude < 1e4:
-        text = f"{x:.{digits}g}"
-        return text
+    if 100 <= magnitude < 1e4:
+        return f"{x:.0f}"
+    if 1e-3 <= magnitude < 100:
+        return f"{x:.{digits}g}"
     mantissa, exponent = f"{x:.{max(digits - 1, 0)}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
     return f"{mantissa}e{int(exponent)}"
 
 

@@ -9,9 +9,10 @@ The rule: records are keyed the way `conformance.store.summarize` keys them,
 and summaries are applied in the order given, so a later record with the same key
 replaces an earlier one (shards of one run do not overlap; for a re-run of some ops,
 pass the re-run last). The run header is merged field by field: identical values stay
-single, differing ones (seeds of different runs, profiles) are kept as a list;
+single, differing ones (seeds of different runs, shard names) are kept as a list;
 ``started`` is the earliest, ``finished`` the latest but only when every shard has
-one (a shard without it was interrupted), ``duration_s`` the sum of the shards'.
+one (a shard without it was interrupted); ``duration_s``, ``ops`` (the (op, floatx)
+cases planned) and ``cases_done`` are the sums over the shards.
 Every input run header is kept under ``run["shards"]`` when there is more than one.
 """
 from __future__ import annotations
@@ -37,11 +38,13 @@ def _merge_run(runs: list[dict]) -> dict:
         elif key == "finished":
             if len(values) == len(runs):
                 merged[key] = max(str(v) for v in values)
-        elif key == "duration_s":
+        elif key in ("duration_s", "ops", "cases_done"):
             try:
-                merged[key] = round(sum(float(v) for v in values), 3)
+                total = sum(float(v) for v in values)
             except (TypeError, ValueError):
                 merged[key] = values[-1]
+            else:
+                merged[key] = round(total, 3) if key == "duration_s" else int(total)
         elif key == "floatx":
             union = []
             for value in values:
@@ -86,9 +89,6 @@ def merge(summaries: list[dict]) -> dict:
             else:
                 pairwise[key] = entry
     run = _merge_run([s.get("run") or {} for s in summaries if s is not None]) if summaries else {}
-    ops = {r.get("op") for r in results.values()}
-    if ops and len(summaries) > 1:
-        run["ops"] = len(ops)
     return {"run": run, "targets": list(targets.values()), "results": list(results.values()),
             "pairwise": list(pairwise.values())}
 

@@ -1,0 +1,65 @@
+"""The HTML report (plus junit.xml and the merged summary.json).
+
+    render(summaries, out_html, results_dirs=None) -> out_html
+
+``summaries`` are `conformance.store.load` structures. Several are merged into one
+(see `conformance.report.merging`: a later record of the same (op, target, floatx)
+wins; shards of one run simply add up). ``results_dirs``, when given, holds the
+results folder of each summary (same order) so counterexample ``.npz`` files can be
+found; they are copied next to the report and used by the repro scripts.
+
+The page is one self-contained file: inline CSS, a little plain JavaScript (filters,
+sorting, units; everything is visible without it), and inline SVG charts from
+matplotlib. Everything that comes from results is escaped by jinja2's autoescape.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import jinja2
+
+from conformance import __version__, store
+from conformance.report import junit, model
+from conformance.report.fmt import LABELS, VERDICTS
+from conformance.report.merging import merge, source_dirs, strip_sources
+
+__all__ = ["render", "merge", "TEMPLATES"]
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                              trim_blocks=True, lstrip_blocks=True,
+                              undefined=jinja2.StrictUndefined)
+
+
+def render(summaries: list[dict], out_html: Path, results_dirs: list[Path] | None = None,
+           *, max_histograms: int = model.MAX_HISTOGRAMS, title: str | None = None) -> Path:
+    """Write ``out_html`` and, beside it, ``junit.xml`` and ``summary.json``.
+
+    `max_histograms` caps the per-op histograms (the ops with the worst results get
+    them first) so very large runs stay fast to render and small to open.
+    """
+    out_html = Path(out_html)
+    out_dir = out_html.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summaries = list(summaries)
+    dirs = source_dirs(results_dirs, len(summaries))
+    merged = merge(summaries)
+    context = model.build(merged, dirs, out_dir, max_histograms)
+    copied = context.pop("copied")
+    html = _environment().get_template("report.html.j2").render(
+        title=title or "Keras conformance report", version=__version__,
+        verdict_names=VERDICTS, verdict_labels=LABELS, **context)
+    tmp = out_html.with_name(out_html.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out_html)
+    for destination, source in copied.items():
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+    plain = strip_sources(merged)
+    junit.write(plain, out_dir / "junit.xml")
+    store.write_summary(out_dir, plain)
+    return out_html

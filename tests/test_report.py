@@ -1,0 +1,354 @@
+"""The HTML report, junit.xml and merged summary.json, rendered from synthetic results."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance import envs
+from conformance.report import merge, render, repro, synthetic
+from conformance.report.fmt import DIVERGENT, VERDICTS
+
+EMPTY = {"run": {}, "targets": [], "results": [], "pairwise": []}
+
+
+def _render(tmp_path, summaries, dirs=None, name="report", **options):
+    html = render(summaries, tmp_path / name / "index.html", dirs, **options)
+    return html, html.read_text(encoding="utf-8")
+
+
+def _rows(text: str) -> list[str]:
+    return re.findall(r'<tr class="row"[^>]*>', text)
+
+
+def _junit(path: Path):
+    root = ET.parse(path.parent / "junit.xml").getroot()
+    cases = root.findall(".//testcase")
+    return root, cases
+
+
+def _array(values, dtype):
+    array = np.asarray(values, dtype=dtype)
+    return {"dtype": dtype, "shape": list(array.shape), "values": array.tolist()}
+
+
+def _result(op, target, status, floatx="float32", **fields):
+    record = {"op": op, "family": "elementwise", "target": target, "floatx": floatx,
+              "status": status, "verdict": status, "tolerance": "E = 1 u |y|", "message": "",
+              "examples": 10, "counts": {status: 10}, "max_abs_err": 0.0, "max_ulp": 0.0,
+              "worst_ratio": 0.0, "ratios": [0.1] * 10, "counterexample": None}
+    record.update(fields)
+    return record
+
+
+# -- content --------------------------------------------------------------------
+def test_every_verdict_is_rendered_with_its_colour(tmp_path):
+    summary = synthetic.summary(ops=8, targets=6)
+    statuses = {r["status"] for r in summary["results"]}
+    assert statuses == set(VERDICTS), "the synthetic run must cover every verdict"
+    html, text = _render(tmp_path, [summary])
+    for verdict in VERDICTS:
+        assert f'class="v-{verdict}"' in text, verdict
+    assert len(_rows(text)) == 8 * 3
+    # header: seed, profile, dates, duration, harness version, target details
+    for needle in ("1234", "default", "2026-01-02T03:04:05", "10 min 00 s", "0.1.0",
+                   "3.15.0", "2.3.1", "channels_last", "/opt/envs/keras2/bin/python"):
+        assert needle in text, needle
+    # per-op detail, histogram, counterexample with repro, known divergence reasons
+    assert 'id="op-exp"' in text
+    assert "<svg" in text and 'class="chart"' in text
+    assert "counterexample on" in text and "KERAS_BACKEND" in text
+    assert "epsilon applied after clipping" in text
+    assert "Coverage" in text and "Pairwise agreement" in text
+    # readable without JavaScript: no row starts hidden; the filter form is revealed by JS
+    assert not any("hidden" in row for row in _rows(text))
+    assert re.search(r'<form id="filters" hidden', text)
+
+
+def test_counterexample_marks_the_worst_element_and_lists_every_target(tmp_path):
+    x = _array([0.5, 1.0, 2.0], "float32")
+    ref = _array([1.6487212707001282, 2.718281828459045, 7.38905609893065], "float64")
+    good = _array([1.6487212, 2.7182817, 7.389056], "float32")
+    bad = _array([1.6487212, 2.7182817, 7.5], "float32")
+    cx = {"target": "keras3-b", "verdict": "fail", "message": "output 0: error 0.11 > allowed",
+          "shrunk": True, "shrink_calls": 12, "worst_index": [0, 2], "inputs": {"x": x},
+          "reference": [ref],
+          "outputs": {"keras3-a": {"status": "ok", "outputs": [good]},
+                      "keras3-b": {"status": "ok", "outputs": [bad]},
+                      "keras3-c": {"status": "error", "message": "ValueError: nope"}},
+          "call": {"fn": "keras.ops.exp", "kwargs": {}}, "tolerance": "E = 4 ulp(y)"}
+    results = [_result("exp", "keras3-a", "pass"),
+               _result("exp", "keras3-b", "fail", worst_ratio=1e5, counterexample=cx),
+               _result("exp", "keras3-c", "error", message="ValueError: nope")]
+    html, text = _render(tmp_path, [{**EMPTY, "results": results}])
+    block = text[text.index('id="cx-exp-keras3-b-float32"'):]
+    block = block[:block.index("</details>")]
+    assert block.count('class="w"') >= 3          # reference, output and difference
+    assert "7.5" in block and "keras3-a" in block and "ValueError: nope" in block
+    assert "+0.11" in block                         # the elementwise difference
+    assert "shrunk in 12 calls" in block
+
+
+def test_empty_run(tmp_path):
+    html, text = _render(tmp_path, [EMPTY])
+    assert "No results were recorded" in text
+    root, cases = _junit(html)
+    assert cases == [] and root.get("tests") == "0"
+    assert json.loads((html.parent / "summary.json").read_text())["results"] == []
+
+
+def test_no_summaries_at_all(tmp_path):
+    html, text = _render(tmp_path, [])
+    assert "No results were recorded" in text
+
+
+def test_one_target_only(tmp_path):
+    summary = synthetic.summary(ops=5, targets=1)
+    html, text = _render(tmp_path, [summary])
+    assert len(_rows(text)) == 15
+    assert "Fewer than two targets were compared" in text
+    assert text.count('class="sortable tgt"') == 1
+
+
+def test_target_that_never_started(tmp_path):
+    summary = synthetic.summary(ops=3, targets=3)
+    broken = synthetic.target_record("keras2-cntk", "float32", status="broken")
+    broken["reason"] = "OSError: libmpi_cxx.so.1: cannot open shared object file"
+    broken["fix"] = "apt-get install libopenmpi3"
+    missing = synthetic.target_record("keras2-theano", "float32", status="not provisioned")
+    missing.update(reason="environment keras2 is not provisioned",
+                   fix="conformance envs sync keras2")
+    summary["targets"] += [broken, missing]
+    html, text = _render(tmp_path, [summary])
+    assert "Could not run" in text
+    assert "libmpi_cxx.so.1: cannot open shared object file" in text
+    assert "apt-get install libopenmpi3" in text and "conformance envs sync keras2" in text
+    root, _ = _junit(html)
+    setup = [c for c in root.iter("testcase") if c.get("name").startswith("setup[")]
+    assert len(setup) == 2
+    assert sum(1 for c in setup if c.find("error") is not None) == 1
+    assert sum(1 for c in setup if c.find("skipped") is not None) == 1
+
+
+def test_interrupted_run_without_run_record(tmp_path):
+    summary = synthetic.summary(ops=3, targets=2, finished=False)
+    summary["run"] = {}
+    summary["targets"] = []
+    html, text = _render(tmp_path, [summary])
+    assert "did not record its end" in text
+    assert "no run information recorded" in text
+    assert len(_rows(text)) == 9
+
+
+def test_interrupted_run_with_partial_header(tmp_path):
+    summary = synthetic.summary(ops=2, targets=2, finished=False)
+    html, text = _render(tmp_path, [summary])
+    assert "did not record its end" in text and "1234" in text
+
+
+def test_results_jsonl_without_target_records(tmp_path):
+    """What an interrupted run leaves: result and pairwise lines only, plus .npz files."""
+    from conformance import store
+
+    results_dir = tmp_path / "results"
+    writer = store.ResultsWriter(results_dir)
+    (results_dir / "counterexamples").mkdir()
+    np.savez(results_dir / "counterexamples/divide-keras3-numpy-float64.npz",
+             input_x1=np.zeros(1), input_x2=np.ones(1), reference_0=np.zeros(1))
+    cx = _counterexample("keras.ops.divide", {"x1": _array(0.0, "float64"),
+                                              "x2": _array(1.0, "float64")}, "keras3-numpy",
+                         arrays="counterexamples/divide-keras3-numpy-float64.npz")
+    for target in ("keras3-numpy", "keras3-jax"):
+        writer.write("result", _result("divide", target, "dtype", floatx="float64",
+                                       counterexample=cx, worst_ratio=float("inf")))
+    writer.write("pairwise", {"op": "divide", "family": "elementwise", "floatx": "float64",
+                              "pairs": {"keras3-jax|keras3-numpy": {
+                                  "examples": 10, "disagreements": 0, "max_ulp": 0.0,
+                                  "max_ratio": 0.0}}})
+    writer.close()
+    html, text = _render(tmp_path, [store.load(results_dir)], [results_dir])
+    assert text.count('class="v-dtype"') >= 2
+    assert (html.parent / "counterexamples/divide-keras3-numpy-float64.npz").is_file()
+    assert "did not record its end" in text
+
+
+def test_large_run_stays_small(tmp_path):
+    summary = synthetic.summary(ops=200, targets=8)
+    html, text = _render(tmp_path, [summary])
+    assert html.stat().st_size < 5 * 1024 * 1024
+    assert len(_rows(text)) == 600
+    assert text.count("<svg") <= 41            # capped histograms + one heatmap
+    assert "histogram left out" in text
+    root, cases = _junit(html)
+    assert len(cases) == 200 * 8 * 3
+
+
+# -- safety ---------------------------------------------------------------------
+def test_backend_text_is_escaped(tmp_path):
+    evil = "<script>alert(1)</script>"
+    results = [_result("softmax", "keras3-a", "error", message=f"ValueError: {evil}"),
+               _result("softmax", 'evil"<img src=x onerror=alert(2)>', "fail",
+                       message=evil, worst_ratio=3.0)]
+    pairwise = [{"op": "softmax", "family": "elementwise", "floatx": "float32", "pairs": {
+        'evil"<img src=x onerror=alert(2)>|keras3-a': {"examples": 3, "disagreements": 1,
+                                                      "max_ulp": 9.0, "max_ratio": 3.0}}}]
+    targets = [{"id": "keras3-a", "floatx": "float32", "status": "broken",
+                "reason": evil, "fix": evil}]
+    html, text = _render(tmp_path, [{**EMPTY, "results": results, "pairwise": pairwise,
+                                     "targets": targets}])
+    assert evil not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<img src=x" not in text
+    assert text.count("<script>") == 1  # the page's own script only
+    ET.parse(html.parent / "junit.xml")  # still well-formed XML
+
+
+def test_control_characters_keep_junit_well_formed(tmp_path):
+    results = [_result("abs", "keras3-a", "error", message="bad \x00\x1b[31m byte")]
+    html, _ = _render(tmp_path, [{**EMPTY, "results": results}])
+    _, cases = _junit(html)
+    assert len(cases) == 1
+
+
+def test_no_external_urls(tmp_path):
+    summary = synthetic.summary(ops=6, targets=3)
+    html, text = _render(tmp_path, [summary])
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text, re.I)
+    assert "<link" not in text
+    assert not re.search(r"<script[^>]+src", text)
+    assert "@import" not in text and "url(http" not in text
+    assert "http://" not in text  # not even SVG namespaces
+
+
+# -- junit and summary ----------------------------------------------------------------
+def test_junit_counts(tmp_path):
+    summary = synthetic.summary(ops=10, targets=4)
+    html, _ = _render(tmp_path, [summary])
+    root, cases = _junit(html)
+    results = summary["results"]
+    assert len(cases) == len(results)
+    assert int(root.get("tests")) == len(results)
+    failures = [c for c in cases if c.find("failure") is not None]
+    skipped = [c for c in cases if c.find("skipped") is not None]
+    assert len(failures) == sum(r["status"] in DIVERGENT for r in results)
+    assert int(root.get("failures")) == len(failures)
+    assert len(skipped) == sum(r["status"] == "unsupported" for r in results)
+    known = [c for c in cases if c.find("properties/property[@name='known']") is not None]
+    assert len(known) == sum(r["status"] == "known" for r in results)
+    assert all(c.find("failure") is None and c.find("system-out") is not None for c in known)
+    names = {(c.get("classname"), c.get("name")) for c in cases}
+    assert len(names) == len(cases)  # one distinct test case per (op, target, floatx)
+
+
+def test_shards_merge_later_record_wins(tmp_path):
+    full = synthetic.summary(ops=6, targets=3)
+    first_ops = {"exp", "log", "softmax"}
+    shard_a = {**full, "results": [r for r in full["results"] if r["op"] in first_ops],
+               "pairwise": [p for p in full["pairwise"] if p["op"] in first_ops]}
+    shard_b = {**full, "results": [r for r in full["results"] if r["op"] not in first_ops],
+               "pairwise": [p for p in full["pairwise"] if p["op"] not in first_ops]}
+    rerun = {"run": {**full["run"], "duration_s": 5.0}, "targets": [], "pairwise": [],
+             "results": [_result("exp", "keras3-numpy", "pass", floatx="float16",
+                                 family="elementwise", message="rerun")]}
+    html, text = _render(tmp_path, [shard_a, shard_b, rerun])
+    summary = json.loads((html.parent / "summary.json").read_text())
+    assert len(summary["results"]) == len(full["results"])
+    exp16 = [r for r in summary["results"]
+             if (r["op"], r["target"], r["floatx"]) == ("exp", "keras3-numpy", "float16")]
+    assert exp16 == [{**exp16[0], "message": "rerun"}] and exp16[0]["status"] == "pass"
+    assert summary["run"]["seed"] == full["run"]["seed"]  # same run: one seed
+    assert summary["run"]["duration_s"] == 1205.0       # 600 + 600 + 5
+    assert len(summary["run"]["shards"]) == 3
+    assert "_source" not in json.dumps(summary)
+    assert len(_rows(text)) == 18
+
+
+def test_different_runs_keep_both_seeds():
+    a = {**EMPTY, "run": {"seed": 1, "finished": "2026-01-02"}}
+    b = {**EMPTY, "run": {"seed": 2}}
+    merged = merge([a, b])
+    assert merged["run"]["seed"] == [1, 2]
+    assert "finished" not in merged["run"]  # one shard did not finish
+
+
+def test_results_dirs_must_match_summaries(tmp_path):
+    with pytest.raises(ValueError):
+        render([EMPTY, EMPTY], tmp_path / "index.html", [tmp_path])
+
+
+# -- repro scripts ----------------------------------------------------------------------
+def _counterexample(fn, inputs, target, arrays=None, kwargs=None):
+    cx = {"target": target, "verdict": "fail", "message": "output 0: error",
+          "worst_index": [0, 0], "inputs": inputs,
+          "reference": [_array([1.0, 2.0], "float64")], "outputs": {},
+          "call": {"fn": fn, "kwargs": kwargs or {}}, "tolerance": "E = 4 ulp(y)"}
+    if arrays:
+        cx["arrays"] = arrays
+    return cx
+
+
+def test_repro_keras3_literal_arrays_compile():
+    inputs = {"x": _array([[0.5, float("nan")], [float("inf"), -1.0]], "float16"), "axis": -1}
+    result = _result("softmax", "keras3-jax", "fail", counterexample=_counterexample(
+        "keras.ops.softmax", inputs, "keras3-jax", kwargs={"axis": -1}))
+    script = repro.script(result, {"id": "keras3-jax", "flavor": "keras3", "backend": "jax",
+                                   "info": {"epsilon": 1e-7}})
+    compile(script, "repro.py", "exec")
+    assert "os.environ[\"KERAS_BACKEND\"] = 'jax'" in script
+    assert "dtype='float16'" in script and "np.nan" in script and "np.inf" in script
+    assert "keras.ops.softmax(_tensor(x), axis=-1)" in script
+    assert "keras.config.set_floatx('float32')" in script
+
+
+def test_repro_keras2_uses_placeholders_and_python36_syntax():
+    inputs = {"x": _array([0.0, 1.0], "float32")}
+    result = _result("exp", "keras2-theano", "fail", counterexample=_counterexample(
+        "keras.backend.exp", inputs, "keras2-theano"))
+    script = repro.script(result, {"id": "keras2-theano"})
+    compile(script, "repro.py", "exec")
+    assert "K.placeholder(" in script and "K.function(" in script
+    assert "K.exp(_symbolic(x))" in script and "'theano'" in script
+    assert not re.search(r"""\bf['"]""", script)  # no f-strings: runs on Python 3.6
+
+
+def test_repro_large_arrays_come_from_the_npz(tmp_path, monkeypatch):
+    results_dir = tmp_path / "results"
+    (results_dir / "counterexamples").mkdir(parents=True)
+    big = np.arange(100, dtype="float32")
+    np.savez(results_dir / "counterexamples/exp-keras3-numpy-float32.npz", input_x=big,
+             reference_0=np.exp(big.astype("float64")))
+    summarised = {"dtype": "float32", "shape": [100], "head": big[:16].tolist(),
+                  "min": 0.0, "max": 99.0, "mean": 49.5}
+    cx = _counterexample("keras.ops.exp", {"x": summarised}, "keras3-numpy",
+                         arrays="counterexamples/exp-keras3-numpy-float32.npz")
+    cx["reference"] = [{"dtype": "float64", "shape": [100], "head": [1.0], "min": 1.0,
+                        "max": 2.0, "mean": 1.5}]
+    summary = {**EMPTY, "results": [_result("exp", "keras3-numpy", "fail", counterexample=cx)]}
+    _, text = _render(tmp_path, [summary], [results_dir], name="embedded")
+    assert "_npy(" in text and "base64" in text        # small enough: embedded exactly
+    monkeypatch.setattr(repro, "EMBED_LIMIT", 0)
+    html, text = _render(tmp_path, [summary], [results_dir], name="loaded")
+    assert "np.load(&#39;counterexamples/exp-keras3-numpy-float32.npz&#39;)" in text
+    assert (html.parent / "counterexamples/exp-keras3-numpy-float32.npz").is_file()
+
+
+def test_repro_runs_on_keras3_numpy(tmp_path):
+    spec = envs.BUILTIN_ENVS["keras3"]
+    if not envs.is_provisioned(spec):
+        pytest.skip("environment keras3 not provisioned (conformance envs sync keras3)")
+    inputs = {"x1": _array([0.0, 1.5], "float64"), "x2": _array([1.0, 3.0], "float64")}
+    cx = _counterexample("keras.ops.divide", inputs, "keras3-numpy")
+    cx["reference"] = [_array([0.0, 0.5], "float64")]
+    result = _result("divide", "keras3-numpy", "dtype", floatx="float64", counterexample=cx)
+    script = tmp_path / "repro.py"
+    script.write_text(repro.script(result, {"id": "keras3-numpy", "flavor": "keras3",
+                                            "backend": "numpy"}))
+    done = subprocess.run([str(envs.env_python(spec)), str(script)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "output 0: dtype" in done.stdout and "max |out - ref|" in done.stdout

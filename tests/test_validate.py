@@ -1,0 +1,242 @@
+"""`conformance validate`: import verdicts, surface checks, and the examples' mistakes.
+
+Plugins that misbehave on import live in tests/fake_plugins/validate_*.py. Checks of
+the ops-module flavor run in this interpreter (always); Keras 2 checks need the
+legacy environment and skip without it.
+"""
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance import catalog, surface, validate
+from conformance.targets import Target
+from conftest import FAKE_PLUGINS, provisioned_python
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def plugin(module, flavor="keras2", python=None, env=None):
+    return Target(id=module, flavor=flavor, backend=module, python=python, env=env,
+                  pythonpath=(FAKE_PLUGINS,))
+
+
+def check(tmp_path, module, flavor="keras2", timeout=60.0):
+    python = sys.executable if flavor == "ops-module" else provisioned_python("keras2")
+    return validate.validate_checks(plugin(module, flavor, python=python), python,
+                                    tmp_path / "checks", timeout)
+
+
+# -- Keras's expectations, read from its sources --------------------------------------------
+def test_keras2_surface_is_read_from_the_loader_and_init(tmp_path):
+    backend = tmp_path / "keras" / "backend"
+    backend.mkdir(parents=True)
+    (backend / "__init__.py").write_text(
+        "from .load_backend import epsilon\nfrom .load_backend import variable\n"
+        "from .load_backend import placeholder\nfrom .load_backend import softmax\n"
+        "from .load_backend import backend\n"
+        "if backend() == 'theano':\n    from .load_backend import pattern_broadcast\n"
+        "elif backend() == 'tensorflow':\n    from .load_backend import clear_session\n")
+    (backend / "load_backend.py").write_text(
+        "from .common import epsilon\nimport importlib\n"
+        "try:\n    required_entries = ['placeholder', 'variable', 'function']\n"
+        "    raise ValueError('Invalid backend. Missing required entry : ' + e)\n"
+        "except ImportError:\n    pass\n"
+        "def backend():\n    return 'x'\n")
+    spec = surface.keras2_surface(str(tmp_path / "keras"))
+    assert spec["required"] == ["placeholder", "variable", "function"]
+    assert spec["message"] == "Invalid backend. Missing required entry : "
+    assert spec["names"] == ["epsilon", "variable", "placeholder", "softmax", "backend"]
+    assert spec["provided"] == ["epsilon", "backend"]  # the loader's own, never the plugin's
+    assert spec["expected"] == ["variable", "placeholder", "softmax"]
+    assert spec["conditional"] == {"backend() == 'theano'": ["pattern_broadcast"],
+                                   "backend() == 'tensorflow'": ["clear_session"]}
+
+
+def test_installed_keras2_surface():
+    python = provisioned_python("keras2")
+    code = ("from conformance import surface; import json; "
+            "print(json.dumps(surface.keras2_surface(surface.find_keras_dir())))")
+    spec = json.loads(subprocess.run([python, "-c", code], capture_output=True, text=True,
+                                     cwd=ROOT, check=True).stdout)
+    assert spec["required"] == ["placeholder", "variable", "function"]
+    assert {"function", "softmax", "conv2d", "ctc_decode"} <= set(spec["expected"])
+    assert "epsilon" not in spec["expected"] and "epsilon" in spec["provided"]
+    assert len(spec["expected"]) > 100
+
+
+# -- import verdicts, ops-module flavor (this interpreter) -----------------------------
+def test_ops_module_segfault_on_import_is_a_crash_with_the_plugin_line(tmp_path):
+    verdict, _, found = check(tmp_path, "validate_segfault", "ops-module")
+    assert not verdict.ok and verdict.kind == "crash"
+    assert "SIGSEGV" in verdict.headline
+    assert any("validate_segfault.py:4" in line for line in verdict.where)
+    assert found.error  # no surface without an import
+
+
+def test_ops_module_sys_exit_on_import(tmp_path):
+    verdict, _, _ = check(tmp_path, "validate_sys_exit", "ops-module")
+    assert verdict.kind == "exit" and "sys.exit(3)" in verdict.headline
+    assert any("validate_sys_exit.py:4" in line for line in verdict.where)
+
+
+def test_ops_module_hang_on_import_is_a_timeout_within_the_limit(tmp_path):
+    started = time.monotonic()
+    verdict, _, _ = check(tmp_path, "validate_hang", "ops-module", timeout=3.0)
+    assert time.monotonic() - started < 15
+    assert verdict.kind == "timeout" and "hangs" in verdict.headline
+    assert any("validate_hang.py:4" in line and "time.sleep" in line for line in verdict.where)
+
+
+def test_ops_module_that_prints_on_import_still_works(tmp_path):
+    verdict, _, found = check(tmp_path, "validate_prints", "ops-module")
+    assert verdict.ok
+    assert "hello from validate_prints" in verdict.stdout
+    assert "C-level write" in verdict.stdout  # fd 1 writes are captured too
+    assert {"add", "multiply"} <= set(found.present)
+
+
+def test_ops_module_import_error_names_the_plugin_line(tmp_path):
+    verdict, _, _ = check(tmp_path, "validate_raises", "ops-module")
+    assert verdict.kind == "error"
+    assert "No module named 'not_an_installed_dependency'" in verdict.headline
+    assert any("validate_raises.py:3" in line for line in verdict.where)
+
+
+# -- import verdicts and surface, Keras 2 external backends ----------------------------------
+def test_missing_function_surfaces_the_exact_keras_error(tmp_path):
+    verdict, _, found = check(tmp_path, "validate_missing_function")
+    assert not verdict.ok and verdict.kind == "error"
+    assert "ValueError: Invalid backend. Missing required entry : function" in verdict.headline
+    assert verdict.where[0].endswith("(in Keras)")
+    assert found.required == {"placeholder": True, "variable": True, "function": False}
+    assert found.missing == ["function"]
+    assert found.predicted_error == "ValueError: Invalid backend. Missing required entry : function"
+
+
+def test_empty_module_lists_every_missing_name(tmp_path):
+    verdict, _, found = check(tmp_path, "validate_empty")
+    assert "Missing required entry : placeholder" in verdict.headline  # Keras's first check
+    assert found.required == {"placeholder": False, "variable": False, "function": False}
+    assert found.present == [] and found.missing == found.expected
+    assert len(found.missing) > 100 and "softmax" in found.missing
+    assert found.coverage == 0.0
+
+
+@pytest.mark.parametrize("module, kind, text, line", [
+    ("validate_segfault", "crash", "SIGSEGV", "validate_segfault.py:4"),
+    ("validate_sys_exit", "exit", "sys.exit(3)", "validate_sys_exit.py:4"),
+    ("validate_raises", "error", "Unable to import backend : validate_raises", "validate_raises.py:3"),
+])
+def test_keras2_plugin_that_cannot_import(tmp_path, module, kind, text, line):
+    verdict, _, found = check(tmp_path, module)
+    assert not verdict.ok and verdict.kind == kind and text in verdict.headline
+    assert any(line in where for where in verdict.where)
+    assert found.expected and found.error  # Keras's expectations, even without the module
+
+
+def test_keras2_hang_on_import_is_a_timeout(tmp_path):
+    started = time.monotonic()
+    verdict, _, _ = check(tmp_path, "validate_hang", timeout=4.0)
+    assert verdict.kind == "timeout" and time.monotonic() - started < 20
+    assert any("validate_hang.py:4" in line for line in verdict.where)
+
+
+def test_keras2_plugin_that_prints_on_import_still_loads(tmp_path):
+    verdict, _, found = check(tmp_path, "validate_prints")
+    assert verdict.ok and verdict.using_line == "Using validate_prints backend."
+    assert "hello from validate_prints" in verdict.stdout
+    assert found.missing == [] and found.coverage == 100.0
+
+
+def test_cli_reports_the_keras_error_and_fails(tmp_path, capsys):
+    provisioned_python("keras2")
+    code = validate.main(["validate_missing_function", "--path", FAKE_PLUGINS,
+                          "--surface-only", "--out", str(tmp_path / "out"),
+                          "--project", str(ROOT)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "Invalid backend. Missing required entry : function" in out
+    assert "Traceback" not in out
+    record = json.loads((tmp_path / "out" / "validate.json").read_text())
+    assert record["import"]["kind"] == "error" and record["surface"]["missing"] == ["function"]
+
+
+def test_unknown_against_target_is_a_usage_error(capsys):
+    assert validate.main(["some_module", "--against", "no-such-target",
+                          "--project", str(ROOT)]) == 2
+    assert "no-such-target" in capsys.readouterr().err
+
+
+def test_add_command_registers_validate():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--project", default=".")
+    validate.add_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["validate", "my_mod", "--flavor", "ops-module", "--against", "none"])
+    assert args.handler is validate.cmd_validate and args.module == "my_mod"
+
+
+# -- the examples: the documented mistakes are exactly the ops flagged --------------------
+def documented_mistakes(path: Path) -> set:
+    """Ops named in the module docstring's numbered list: '1. ``softmax`` ...'."""
+    return set(re.findall(r"^\d+\. ``(\w+)``", path.read_text(), re.MULTILINE))
+
+
+def run_validate(tmp_path, *argv):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "conformance.validate", *argv,
+                           "--out", str(out), "--seed", "1", "--profile", "smoke",
+                           "--max-examples", "10", "--no-report", "--project", str(ROOT)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    record = json.loads((out / "validate.json").read_text())
+    return proc, record
+
+
+def need_ops(names):
+    have = {op.name for op in catalog.all_ops()}
+    missing = sorted(set(names) - have)
+    if missing:
+        pytest.skip(f"the op catalog has no {', '.join(missing)} yet")
+
+
+def test_ops_example_mistakes_are_the_flagged_ops(tmp_path):
+    example = EXAMPLES / "ops_plugin" / "my_ops.py"
+    documented = documented_mistakes(example)
+    assert documented == {"logsumexp", "mean", "arctan2"}
+    controls = {"softmax", "sum", "max", "exp", "tanh", "add"}
+    need_ops(documented | controls)
+    proc, record = run_validate(
+        tmp_path, str(example), "--flavor", "ops-module", "--python", sys.executable,
+        "--against", "none", "--floatx", "float32,float64",
+        "--ops", ",".join(sorted(documented | controls)))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert record["import"]["ok"] and 0 < record["surface"]["coverage"] < 100
+    assert set(record["suites"]["flagged"]) == documented
+    # as the docstring says: logsumexp and arctan2 at every floatx, mean at float32/float64
+    assert record["suites"]["own"] == {op: ["float32", "float64"] for op in documented}
+    assert "flagged" in proc.stdout and "Traceback" not in proc.stdout
+
+
+def test_keras2_example_mistakes_are_the_flagged_ops(tmp_path):
+    provisioned_python("keras2")
+    example = EXAMPLES / "keras2_backend" / "my_backend.py"
+    documented = documented_mistakes(example)
+    assert documented == {"softmax", "sigmoid", "square"}
+    controls = {"exp", "tanh", "maximum", "sum", "logsumexp", "relu"}
+    need_ops(documented | controls)
+    # float64: where all three show (square's dtype mistake is invisible at float32)
+    proc, record = run_validate(tmp_path, str(example), "--against", "none",
+                                "--floatx", "float64",
+                                "--ops", ",".join(sorted(documented | controls)))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert record["import"]["ok"] and record["surface"]["coverage"] == 100.0
+    assert set(record["suites"]["flagged"]) == documented
+    verdicts = {w["op"]: w["status"] for w in record["suites"]["unexpected"]}
+    assert verdicts == {"softmax": "nan", "sigmoid": "fail", "square": "dtype"}
