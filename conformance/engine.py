@@ -13,6 +13,8 @@ from __future__ import annotations
 import itertools
 import time
 import zlib
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,11 +74,45 @@ def encode_array(array) -> dict:
     return record
 
 
+def _encode_structure(value):
+    """Positional/keyword arguments as JSON: arrays become array records, in order."""
+    if isinstance(value, np.ndarray):
+        return encode_array(value)
+    if isinstance(value, dict):
+        return {k: _encode_structure(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_structure(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _argument_names(args, example: dict):
+    """Positional arguments by input name (arrays taken from the example), in order."""
+    names = {id(v): k for k, v in example.items() if isinstance(v, np.ndarray)}
+    if isinstance(args, np.ndarray):
+        return names.get(id(args)) or encode_array(args)
+    if isinstance(args, (list, tuple)):
+        return [_argument_names(a, example) for a in args]
+    return _encode_structure(args)
+
+
 class Engine:
     def __init__(self, pool, run: RunSettings, writer=None):
         self.pool = pool
         self.run = run
         self.writer = writer
+        # Seconds per harness phase (benchmarks/throughput.py reads these):
+        # explore = whole exploration; generation = explore minus the phases inside it.
+        self.timings = Counter()
+
+    @contextmanager
+    def _clock(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] += time.perf_counter() - started
 
     # -- one (op, floatx) ---------------------------------------------------
     def check(self, op: Op, floatx: str) -> list[dict]:
@@ -107,25 +143,28 @@ class Engine:
         @given(op.inputs(floatx))
         def explore(example):
             replies, refs = self._fan_out(op, example, active, contexts)
-            verdicts = {}
-            for target in active:
-                verdict = self._judge(op, target, floatx, example, replies[target.id],
-                                      refs[target.id])
-                verdicts[target.id] = verdict
-                aggregate = aggregates[target.id]
-                aggregate.add(verdict, replies[target.id].get("backend_s", 0.0))
-                if verdict.status in compare.DIVERGENT and aggregate.first_failure is None:
-                    aggregate.first_failure = {"example": example, "verdict": verdict}
-            self._pairwise(op, floatx, example, active, replies, refs, pairs)
+            with self._clock("compare"):
+                for target in active:
+                    verdict = self._judge(op, target, floatx, example, replies[target.id],
+                                          refs[target.id])
+                    aggregate = aggregates[target.id]
+                    aggregate.add(verdict, replies[target.id].get("backend_s", 0.0))
+                    if verdict.status in compare.DIVERGENT and aggregate.first_failure is None:
+                        aggregate.first_failure = {"example": example, "verdict": verdict}
+            with self._clock("pairwise"):
+                self._pairwise(op, floatx, example, active, replies, refs, pairs)
 
-        explore()
+        with self._clock("explore"):
+            explore()
         elapsed = time.perf_counter() - started
+        self.timings["examples"] += aggregates[active[0].id].examples
         records = []
         for target in active:
             aggregate = aggregates[target.id]
             counterexample = None
             if aggregate.status in compare.DIVERGENT:
-                counterexample = self._shrink(op, floatx, target, aggregate, active, contexts)
+                with self._clock("shrink"):
+                    counterexample = self._shrink(op, floatx, target, aggregate, active, contexts)
             records.append(self._record(
                 op, target.id, floatx, status=aggregate.status, message=aggregate.message,
                 examples=aggregate.examples, counts=aggregate.counts,
@@ -146,13 +185,21 @@ class Engine:
         """Same example to every target; one reference per distinct epsilon."""
         refs_by_ctx = {}
         refs = {}
-        for target in active:
-            ctx = contexts[target.id]
-            if ctx not in refs_by_ctx:
-                refs_by_ctx[ctx] = op.references(example, ctx)
-            refs[target.id] = refs_by_ctx[ctx]
-        requests = {t.id: op.call_for(t.flavor).request(example) for t in active}
-        return self.pool.call(requests), refs
+        with self._clock("reference"):
+            for target in active:
+                ctx = contexts[target.id]
+                if ctx not in refs_by_ctx:
+                    refs_by_ctx[ctx] = op.references(example, ctx)
+                refs[target.id] = refs_by_ctx[ctx]
+        with self._clock("call"):
+            requests = {t.id: op.call_for(t.flavor).request(example) for t in active}
+            replies = self.pool.call(requests)
+        for target_id, reply in replies.items():
+            self.timings[f"backend:{target_id}"] += reply.get("backend_s", 0.0)
+        # the pool waits for the slowest target: the rest of the call wall is transport
+        self.timings["slowest_backend"] += max((r.get("backend_s", 0.0) for r in replies.values()),
+                                               default=0.0)
+        return replies, refs
 
     def _judge(self, op, target, floatx, example, reply, refs) -> compare.Verdict:
         status = reply.get("status")
@@ -248,7 +295,8 @@ class Engine:
                        for k, v in example.items()},
             "reference": [encode_array(r) for r in refs[target.id]],
             "outputs": outputs,
-            "call": {"fn": call.fn, "kwargs": {k: v for k, v in kwargs.items()}},
+            "call": {"fn": call.fn, "args": _argument_names(args, example),
+                     "kwargs": _encode_structure(kwargs)},
             "tolerance": op.tolerance.formula,
         }
         if self.run.out_dir is not None:
@@ -284,4 +332,5 @@ class Engine:
 
     def _write(self, kind, record) -> None:
         if self.writer is not None:
-            self.writer.write(kind, record)
+            with self._clock("record"):
+                self.writer.write(kind, record)

@@ -212,7 +212,7 @@ def check(mode, module_name):
             pass
     plugin = sys.modules.get(module_name)
     report["plugin_in_sys_modules"] = plugin is not None
-    if plugin is not None and report["imported"]:
+    if plugin is not None:  # in sys.modules: its own code ran to the end
         try:
             report["attributes"] = attributes(plugin)
         except Exception as exc:  # a module whose __dict__ misbehaves

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from conformance import catalog, compare, protocol, targets as targets_mod
+from conformance.engine import PROFILES
 from conformance.pool import StartupError, Worker
 from conformance.targets import Target
 
@@ -48,6 +49,7 @@ DEFAULT_AGAINST = {"keras2": ["keras2-tensorflow", "keras2-theano", "keras2-cntk
                    "ops-module": ["keras3-numpy"]}
 DEFAULT_ENV = {"keras2": "keras2", "ops-module": "keras3"}
 WORST_SHOWN = 8
+SHARED_FACTOR = 10.0  # a `fail` this much worse than an --against target's is the plugin's own
 
 
 # -- running one check in an isolated interpreter ----------------------------------------
@@ -167,7 +169,9 @@ def stack_from_log(text: str) -> list[dict]:
                 break
             continue
         path, number = match[1], int(match[2])
-        if "importlib" in path or path.endswith(os.path.join("conformance", "surface.py")):
+        if (path.startswith("<frozen importlib") or path.endswith(os.path.join(
+                "importlib", "__init__.py")) or path.endswith(os.path.join("conformance",
+                                                                           "surface.py"))):
             continue
         frames.append({"file": path, "line": number, "function": match[3].strip(),
                        "code": linecache.getline(path, number).strip()})
@@ -384,8 +388,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the flavor can call)")
     parser.add_argument("--floatx", default="float32,float64,float16",
                         help="comma-separated floatx values (default: %(default)s)")
-    parser.add_argument("--profile", default="default", help="examples per (op, floatx): "
-                        "smoke, default or thorough (default: %(default)s)")
+    parser.add_argument("--profile", default="default", choices=sorted(PROFILES),
+                        help="examples per (op, floatx): " + ", ".join(
+                            f"{k}={v['max_examples']}" for k, v in PROFILES.items()))
     parser.add_argument("--max-examples", type=int, help="override the profile's example count")
     parser.add_argument("--seed", type=int, help="reproduce a run: reuse its printed seed")
     parser.add_argument("--out", help="results folder (default: reports/validate-MODULE-<time>)")
@@ -440,7 +445,11 @@ def validate_checks(plugin: Target, python: str, workdir: Path,
                     timeout: float = IMPORT_TIMEOUT_S, ops: list | None = None):
     """Steps 1 and 2: (import verdict, verdict of importing it alone or None, surface)."""
     load, inspect = check_plugin(plugin, python, workdir, timeout)
-    keras_dir = _keras_dir(inspect)
+    if "attributes" not in inspect and "attributes" in load:
+        # Imported alone it failed (e.g. it imports keras, whose default backend is not
+        # installed), but Keras's own load got as far as importing it: use those names.
+        inspect = {**inspect, "attributes": load["attributes"]}
+    keras_dir = _keras_dir(inspect) or load.get("keras_dir")
     folders = list(plugin.pythonpath)
     verdict = import_verdict(load, plugin.flavor, plugin.backend, folders, keras_dir)
     alone = (import_verdict(inspect, "ops-module", plugin.backend, folders, keras_dir)
@@ -530,24 +539,31 @@ def summarize_suites(summary: dict, plugin_id: str) -> dict:
     """Verdict counts, worst ops and agreement with the other targets, for the plugin.
 
     A divergence is *shared* when an --against target has the same verdict on the same
-    (op, floatx) (often inherited from the backend a plugin builds on), *own* otherwise."""
+    (op, floatx), and for `fail` an error of the same order (often inherited from the
+    backend a plugin builds on); *own* otherwise."""
     results = summary.get("results", [])
     mine = [r for r in results if r.get("target") == plugin_id]
     others: dict[tuple, dict[str, str]] = {}
+    ratios: dict[tuple, dict[str, float]] = {}
     for r in results:
         if r.get("target") != plugin_id:
             others.setdefault((r["op"], r["floatx"]), {})[r["target"]] = r["status"]
+            ratios.setdefault((r["op"], r["floatx"]), {})[r["target"]] = _ratio(
+                r.get("worst_ratio"))
     counts = Counter(r["status"] for r in mine)
     worst = []
     for r in mine:
         if r["status"] not in compare.DIVERGENT:
             continue
-        around = others.get((r["op"], r["floatx"]), {})
+        key = (r["op"], r["floatx"])
+        around, ratio = others.get(key, {}), _ratio(r.get("worst_ratio"))
+        shared = any(status == r["status"] and (status != "fail" or ratio <= SHARED_FACTOR *
+                                                 ratios[key][target])
+                     for target, status in around.items())
         worst.append({"op": r["op"], "floatx": r["floatx"], "status": r["status"],
-                      "worst_ratio": _ratio(r.get("worst_ratio")),
-                      "max_ulp": _ratio(r.get("max_ulp")),
+                      "worst_ratio": ratio, "max_ulp": _ratio(r.get("max_ulp")),
                       "message": str(r.get("message") or ""), "others": around,
-                      "shared": r["status"] in around.values()})
+                      "shared": shared})
     worst.sort(key=lambda w: (w["shared"], compare.SEVERITY.index(w["status"]),
                               -w["worst_ratio"], w["op"], w["floatx"]))
     broken = [t for t in summary.get("targets", [])
@@ -694,9 +710,16 @@ def cmd_validate(args) -> int:
     if not verdict.ok:
         print(f"result    FAIL: {module} does not import; details in {out / 'checks'}")
     elif status:
-        flagged = record.get("suites", {}).get("flagged", [])
-        print(f"result    FAIL: unexpected divergences in {len(flagged)} ops "
-              f"({', '.join(flagged)}); exit status {status}")
+        suites = record.get("suites", {})
+        flagged = suites.get("flagged", [])
+        reasons = []
+        if flagged:
+            reasons.append(f"unexpected divergences in {len(flagged)} ops ({', '.join(flagged)})")
+        if suites.get("broken"):
+            reasons.append("its worker did not start for the suites")
+        if not suites:
+            reasons.append("the suites did not run")
+        print(f"result    FAIL: {'; '.join(reasons)}; exit status {status}")
     else:
         print("result    ok")
     return status

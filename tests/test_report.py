@@ -352,3 +352,41 @@ def test_repro_runs_on_keras3_numpy(tmp_path):
                           text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "output 0: dtype" in done.stdout and "max |out - ref|" in done.stdout
+
+
+def test_in_memory_nan_and_inf_still_give_standard_json(tmp_path):
+    results = [_result("log", "keras3-a", "nan", worst_ratio=float("inf"),
+                       max_ulp=float("nan"), ratios=[float("inf"), 0.5])]
+    html, text = _render(tmp_path, [{**EMPTY, "results": results}])
+
+    def reject(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    summary = json.loads((html.parent / "summary.json").read_text(), parse_constant=reject)
+    assert summary["results"][0]["worst_ratio"] == "inf"
+    assert 'class="v-nan"' in text
+
+
+def test_cli_report_merges_shard_folders(tmp_path):
+    from conformance import cli, store
+
+    full = synthetic.summary(ops=4, targets=2)
+    folders = []
+    for index, ops in enumerate([{"exp", "log"}, {"softmax", "sigmoid"}]):
+        folder = tmp_path / f"shard{index}"
+        writer = store.ResultsWriter(folder)
+        writer.write("run", {**full["run"], "shard": f"{index + 1}/2"})
+        for record in full["targets"]:
+            writer.write("target", record)
+        for record in full["results"]:
+            if record["op"] in ops:
+                writer.write("result", record)
+        writer.close()
+        folders.append(str(folder))
+    out = tmp_path / "merged" / "index.html"
+    assert cli.main(["report", *folders, "-o", str(out)]) == 0
+    text = out.read_text()
+    assert len(_rows(text)) == 4 * 3
+    assert "1/2, 2/2" in text  # both shards named in the header
+    root, cases = _junit(out)
+    assert len(cases) == len(full["results"])

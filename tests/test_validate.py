@@ -240,3 +240,22 @@ def test_keras2_example_mistakes_are_the_flagged_ops(tmp_path):
     assert set(record["suites"]["flagged"]) == documented
     verdicts = {w["op"]: w["status"] for w in record["suites"]["unexpected"]}
     assert verdicts == {"softmax": "nan", "sigmoid": "fail", "square": "dtype"}
+
+
+def test_divergences_shared_with_against_targets_are_told_apart():
+    def result(op, target, status, ratio=0.0, floatx="float32"):
+        return {"op": op, "target": target, "floatx": floatx, "status": status,
+                "worst_ratio": ratio, "message": ""}
+
+    summary = {"targets": [{"id": "mine", "floatx": "float32", "status": "ready"}], "results": [
+        result("softmax", "mine", "nan"), result("softmax", "ref", "pass"),
+        result("elu", "mine", "fail", 30.0), result("elu", "ref", "fail", 20.0),
+        result("sigmoid", "mine", "fail", 1e14), result("sigmoid", "ref", "fail", 1e5),
+        result("exp", "mine", "pass"), result("exp", "ref", "pass"),
+        result("erf", "mine", "unsupported"), result("erf", "ref", "pass")]}
+    found = validate.summarize_suites(summary, "mine")
+    assert found["counts"] == {"nan": 1, "fail": 2, "pass": 1, "unsupported": 1}
+    assert found["own"] == {"softmax": ["float32"], "sigmoid": ["float32"]}
+    assert found["shared"] == {"elu": ["float32"]}  # same verdict, same order of error
+    assert [w["op"] for w in found["unexpected"]] == ["softmax", "sigmoid", "elu"]
+    assert found["flagged"] == ["elu", "sigmoid", "softmax"]

@@ -14,6 +14,7 @@ matplotlib. Everything that comes from results is escaped by jinja2's autoescape
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -29,10 +30,33 @@ __all__ = ["render", "merge", "TEMPLATES"]
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
+_ENVIRONMENT: jinja2.Environment | None = None
+
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                              trim_blocks=True, lstrip_blocks=True,
-                              undefined=jinja2.StrictUndefined)
+    """One environment per process: templates are compiled once (auto_reload still
+    picks up edited template files)."""
+    global _ENVIRONMENT
+    if _ENVIRONMENT is None:
+        _ENVIRONMENT = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+            trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return _ENVIRONMENT
+
+
+def _write_summary(out_dir: Path, summary: dict) -> Path:
+    """summary.json beside the report. Compact JSON through the C encoder (fast for big
+    runs); summaries holding float NaN/inf go through the store's writer, which turns
+    them into strings."""
+    try:
+        text = json.dumps(summary, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        return store.write_summary(out_dir, summary)
+    path = out_dir / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 def render(summaries: list[dict], out_html: Path, results_dirs: list[Path] | None = None,
@@ -61,5 +85,5 @@ def render(summaries: list[dict], out_html: Path, results_dirs: list[Path] | Non
         shutil.copyfile(source, destination)
     plain = strip_sources(merged)
     junit.write(plain, out_dir / "junit.xml")
-    store.write_summary(out_dir, plain)
+    _write_summary(out_dir, plain)
     return out_html

@@ -64,7 +64,7 @@ def _svg(fig, prefix: str) -> str:
     text = re.sub(r'="([^"]*)"', lambda m: '="' + _ROUND.sub(r"\1", m.group(1)) + '"', text)
     text = re.sub(r'd="M ([^"a-zA-KN-Z]*)"', lambda m: 'd="M ' + m.group(1).replace(" L ", " ") + '"', text)
     text = re.sub(r' (width|height)="([\d.]+)pt"', "", text, count=2)
-    text = text.replace("<svg", f'<svg role="img" class="chart"', 1)
+    text = text.replace("<svg", '<svg role="img" class="chart"', 1)
     text = re.sub(r'id="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', text)
     text = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{prefix}{m.group(1)})", text)
     text = re.sub(r'xlink:href="#([^"]+)"', lambda m: f'xlink:href="#{prefix}{m.group(1)}"', text)

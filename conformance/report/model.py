@@ -111,8 +111,8 @@ def _targets(summary: dict) -> tuple[list[dict], list[dict], list[str]]:
             "python": info.get("python") or "", "interpreter": best.get("python") or info.get("executable") or "",
             "keras": info.get("keras") or "",
             "library": " ".join(str(v) for v in (info.get("backend_library"), info.get("backend_version")) if v),
-            "keras_json": [(fx, (r.get("info") or {})) for fx, r in
-                           ((r.get("floatx"), r) for r in records)],
+            "floatx": ", ".join(dict.fromkeys(str((r.get("info") or {}).get("floatx"))
+                                              for r in ready if (r.get("info") or {}).get("floatx"))),
             "epsilon": info.get("epsilon"), "image_data_format": info.get("image_data_format") or "",
             "using_line": info.get("using_line") or "",
             "statuses": statuses, "record": best,
@@ -464,8 +464,12 @@ def _op_details(summary: dict, order: list[str], colors: dict, targets: dict, di
             chart_series = [(t, series[t], colors.get(t, "#333")) for t in order if series.get(t)]
             chart_series += [(t, v, "#333") for t, v in series.items() if t not in colors]
             histogram = charts.histogram(chart_series, f"h{len(details)}-")
-            legend = [(t, c, len(v), sum(1 for x in v if (number(x) or 0) > 1))
-                      for t, v, c in chart_series]
+            legend = []
+            for t, v, c in chart_series:
+                values = [number(x) for x in v]
+                finite = [x for x in values if x is not None and math.isfinite(x)]
+                legend.append((t, c, len(finite), sum(1 for x in finite if x > 1),
+                               len(values) - len(finite)))
         elif with_ratios and op in with_ratios:
             note = (f"histogram left out: only the {max_histograms} ops with the worst results "
                     "get one")
@@ -516,7 +520,6 @@ def build(summary: dict, dirs: list, out_dir: Path, max_histograms: int = MAX_HI
         "families": families, "floatxs": floatxs,
         "coverage": _coverage(summary, order), "heatmap": _heatmap(summary, order),
         "known": _known(summary), "ops": details,
-        "verdicts": VERDICTS, "labels": LABELS,
         "charts": charts.available(),
         "copied": copied,
     }
