@@ -90,7 +90,11 @@ def _numbers(values, refs, tolerance, example, floatx, scale) -> Verdict:
                 verdict.message = (f"output {index}[{', '.join(map(str, where))}]: "
                                    f"got {out[where]!r}, reference {ref[where]!r}")
             finite = np.isfinite(out) & np.isfinite(ref)
-        else:
+        else:  # backward error / statistics: a non-finite measure is itself a failure
+            if not np.isfinite(error).all():
+                verdict.status = worse(verdict.status, "fail")
+                verdict.worst_ratio = float("inf")
+                verdict.message = f"output {index}: non-finite error measure {error.ravel()[:4]}"
             finite = np.isfinite(error)
         if not finite.any():
             continue

@@ -714,12 +714,21 @@ def cmd_validate(args) -> int:
         flagged = suites.get("flagged", [])
         reasons = []
         if flagged:
-            reasons.append(f"unexpected divergences in {len(flagged)} ops ({', '.join(flagged)})")
+            text = f"unexpected divergences in {len(flagged)} ops"
+            own, shared = suites.get("own", {}), suites.get("shared", {})
+            if shared:
+                text += (f": {len(own)} of its own ({', '.join(own) or '-'}), "
+                         f"{len(set(shared) - set(own))} shared with --against targets")
+            else:
+                text += f" ({', '.join(flagged)})"
+            reasons.append(text)
         if suites.get("broken"):
             reasons.append("its worker did not start for the suites")
         if not suites:
             reasons.append("the suites did not run")
         print(f"result    FAIL: {'; '.join(reasons)}; exit status {status}")
+    elif args.surface_only:
+        print("result    ok: it imports (the suites were skipped: --surface-only)")
     else:
         print("result    ok")
     return status

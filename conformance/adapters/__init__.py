@@ -111,3 +111,13 @@ def leaf_arrays(value):
             leaves.extend(leaf_arrays(item))
         return leaves
     return []
+
+
+def as_tuples(value):
+    """JSON turns tuples into lists; static sequence arguments (axis=(0, 1), shapes)
+    go back to tuples, the form Keras documents and every backend accepts."""
+    if isinstance(value, dict):
+        return dict((k, as_tuples(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(as_tuples(v) for v in value)
+    return value

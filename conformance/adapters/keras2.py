@@ -62,11 +62,15 @@ class Adapter(object):
             "image_data_format": self.K.image_data_format(),
             "keras_home": os.environ.get("KERAS_HOME"),
         })
+        if backend == "theano":
+            import theano
+            info["theano_blas"] = theano.config.blas.ldflags or "(none: slow fallbacks)"
         return info
 
     def _compile(self, fn_name, args, kwargs, static):
         """K.function over placeholders; returns (function, indices of fed arrays)."""
         fn = adapters.resolve(fn_name)
+        kwargs = adapters.as_tuples(kwargs)
         inputs, fed, position = [], [], [0]
 
         def to_symbol(array):

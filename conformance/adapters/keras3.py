@@ -36,6 +36,7 @@ class Adapter(object):
 
     def call(self, fn_name, args, kwargs):
         fn = adapters.resolve(fn_name)
+        kwargs = adapters.as_tuples(kwargs)
         # Explicit dtype: the op is under test, not convert_to_tensor's default dtype
         # (which on some backends turns float64 input into float32).
         tensors = adapters.map_structure(

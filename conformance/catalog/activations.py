@@ -40,6 +40,7 @@ def _x(example):
 def _elements(floatx, lo, hi, edges=()):
     """Floats in [lo, hi] mixed with edge values (kinks, saturation points, 0)."""
     values = sorted({S.representable(v, floatx) for v in (0.0, lo, hi, *edges) if lo <= v <= hi})
+    assert all(v == 0 or abs(v) >= np.finfo(floatx).tiny for v in values)  # no subnormals
     return st.one_of(S.floats(floatx, lo, hi), st.sampled_from(values))
 
 

@@ -51,16 +51,27 @@ def _times(a, b):
 
 
 # -- input strategies ----------------------------------------------------------------
+def _edges(floatx, lo, hi, values):
+    """`values` in floatx within [lo, hi], without subnormals (see strategies.py)."""
+    tiny = float(np.finfo(floatx).tiny)
+    rounded = {S.representable(v, floatx) for v in values if lo <= v <= hi}
+    return sorted(v for v in rounded if v == 0 or abs(v) >= tiny)
+
+
+def _flush(array):
+    """Subnormal results of input preprocessing become 0, as drawn inputs never are."""
+    return np.where(np.abs(array) < np.finfo(array.dtype).tiny, 0, array).astype(array.dtype)
+
+
 def _mixed(floatx, lo, hi, edges):
     """Floats in [lo, hi] mixed with exact edge values (0 and 1 for probabilities)."""
-    values = sorted({S.representable(v, floatx) for v in edges if lo <= v <= hi})
-    return st.one_of(S.floats(floatx, lo, hi), st.sampled_from(values))
+    return st.one_of(S.floats(floatx, lo, hi), st.sampled_from(_edges(floatx, lo, hi, edges)))
 
 
 def _probability_elements(floatx):
     # a third exact 0 or 1 (the clip), then values next to the clip bounds and the
     # open interval
-    near = sorted({S.representable(v, floatx) for v in (1e-8, 1e-7, 1e-3, 0.5, 1 - 1e-7)})
+    near = _edges(floatx, 0.0, 1.0, (1e-8, 1e-7, 1e-5, 1e-3, 0.5, 1 - 1e-7))
     return st.one_of(S.floats(floatx, 0.0, 1.0), st.sampled_from([0.0, 1.0]),
                      st.sampled_from(near))
 
@@ -115,7 +126,7 @@ def _categorical_inputs(draw, floatx, from_logits, sparse=False):
         if draw(st.booleans()):  # rows summing to 1, as a softmax gives them (the
             # documented input); raw rows exercise the normalisation Keras applies
             total = output.astype("float64").sum(axis=axis, keepdims=True)
-            output = (output.astype("float64") / total).astype(floatx)
+            output = _flush((output.astype("float64") / total).astype(floatx))
     label_shape = tuple(int(s) for s in np.delete(shape, axis % len(shape)))
     labels = draw(hnp.arrays("int32", label_shape, elements=st.integers(0, classes - 1)))
     if sparse:

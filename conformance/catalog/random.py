@@ -167,7 +167,7 @@ def _binomial_inputs(draw, floatx):
 def _binomial_stats(example, outputs, floatx):
     n, p = example["counts"], example["probabilities"]
     return _sample_stats(outputs[0], sps.binom(n, p), _integers_within(0, n),
-                         quantiles=(0.25, 0.5, 0.75))
+                         quantiles=(0.1, 0.25, 0.5, 0.75, 0.9))
 
 
 @st.composite
@@ -180,7 +180,7 @@ def _randint_inputs(draw, floatx):
 def _randint_stats(example, outputs, floatx):
     lo, hi = example["minval"], example["maxval"]  # maxval exclusive
     return _sample_stats(outputs[0], sps.randint(lo, hi), _integers_within(lo, hi - 1),
-                         quantiles=(0.25, 0.5, 0.75))
+                         quantiles=(0.1, 0.25, 0.5, 0.75, 0.9))
 
 
 @st.composite

@@ -3,8 +3,8 @@
 median and the cumulative scans.
 
 Static arguments follow the documented signatures: Keras 3 ``keras.ops.sum(x, axis=None,
-keepdims=False)`` (axis an int, a negative int or a list of ints), Keras 2
-``K.sum(x, axis=None, keepdims=False)`` with the same keywords. Where the flavors
+keepdims=False)``, Keras 2 ``K.sum(x, axis=None, keepdims=False)`` with the same
+keywords; axis is None, an int or a negative int (several axes: see MULTI_AXIS). Where the flavors
 differ (``cumsum``/``argmax``: Keras 3 flattens on ``axis=None``, Keras 2 has an int
 axis only) the examples stay inside what both flavors define.
 
@@ -28,12 +28,10 @@ FLOATX_MAX_LOG = {"float16": math.log(65504.0), "float32": math.log(3.4028235e38
 # Small value sets: ties for argmax/argmin, zeros (and cancelling +-1) for any/all.
 TIES = (-2.0, -1.0, 0.0, 1.0, 2.0)
 TRUTHY = (0.0, 1.0, -1.0, 0.5)
-# Several axes at once: Keras 3 documents a tuple, Keras 2 a list of ints, but static
-# arguments reach the workers as JSON, where a tuple arrives as a list, which several
-# Keras 3 backends refuse (numpy logsumexp: "'list' object cannot be interpreted as an
-# integer"; jax count_nonzero: "Non-hashable static arguments"). Until the transport
-# can carry tuples, examples use one axis (or None) only.
-MULTI_AXIS = False
+# Several axes at once: Keras 3 documents a tuple, Keras 2 a list of ints. JSON turns
+# tuples into lists, which several Keras 3 backends refuse, so the adapters turn static
+# lists back into tuples (conformance.adapters.as_tuples) before calling.
+MULTI_AXIS = True
 
 
 # -- example access ---------------------------------------------------------------
@@ -319,7 +317,8 @@ OPS = [
         _var_bound, "E = dm^2 + (4 sqrt(n) + 4) u (var + dm^2), "
                     "dm = 4 sqrt(n) u mean|x| + 2 u |mean|"), inputs=_variance_inputs),
     _reduction("std", np.std, _tolerance_in_u(
-        _std_bound, "E = max(sqrt(var + E_var) - std, std - sqrt(max(var - E_var, 0))) + u std"), inputs=_variance_inputs),
+        _std_bound, "E = max(sqrt(var + E_var) - std, std - sqrt(max(var - E_var, 0))) "
+                    "+ u std"), inputs=_variance_inputs),
     # -- logsumexp: must not overflow where the result is finite --------------------
     _reduction("logsumexp", _logsumexp, _tolerance_in_u(
         _logsumexp_bound, "E = u (4 sqrt(n) + 8 + sum p_i |x_i - max|) + 4 ulp(log s)")

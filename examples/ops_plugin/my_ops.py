@@ -113,8 +113,16 @@ def min(x, axis=None, keepdims=False):
     return np.min(x, axis=_axis(axis), keepdims=keepdims)
 
 
-def relu(x):
-    return np.maximum(x, 0).astype(np.asarray(x).dtype)
+def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """keras.ops.relu(x), and keras.activations.relu's options: the catalog calls both
+    by their last name, so one function serves both signatures."""
+    x = np.asarray(x)
+    y = np.where(x > threshold, x, 0)
+    if max_value is not None:
+        y = np.minimum(y, max_value)
+    if negative_slope:
+        y = y + negative_slope * np.minimum(x - threshold, 0)
+    return y.astype(x.dtype)
 
 
 def sigmoid(x):
