@@ -35,10 +35,13 @@ STDOUT_KEEP = 2000  # characters of a plugin's stdout kept in the report
 
 # -- Keras 2's backend surface, read from its sources ------------------------------------
 def _string(node):
-    if isinstance(node, ast.Str):  # Python < 3.8
+    """The text of a string literal node (ast.Str before 3.8, ast.Constant after)."""
+    if type(node).__name__ == "Str":
         return node.s
-    value = getattr(node, "value", None)
-    return value if isinstance(value, str) else None
+    if type(node).__name__ == "Constant":
+        value = getattr(node, "value", None)
+        return value if isinstance(value, str) else None
+    return None
 
 
 def _imports_from(statements, module):

@@ -268,8 +268,9 @@ def import_verdict(report: dict, flavor: str, module: str, plugin_dirs: list[str
     if error.get("cause"):
         c = error["cause"]
         cause = f"{c['error_type']}: {c['message']}"
+        # the cause's plugin line when it has one, else its innermost line
         where += [f"{line} (the cause)" for line in _where(c.get("frames", []), plugin_dirs,
-                                                            keras_dir)[:1] if line not in where]
+                                                            keras_dir)[-1:] if line not in where]
     if error.get("error_type") == "SystemExit":
         head = f"exits: it calls sys.exit({error.get('exit_code')!r}) while being imported"
         kind = "exit"

@@ -36,5 +36,5 @@ class Adapter(object):
         fn = getattr(self.module, name, None)
         if fn is None:
             raise Unsupported("%s has no function %r" % (self.module.__name__, name))
-        result = fn(*args, **kwargs)
+        result = fn(*args, **adapters.as_tuples(kwargs))
         return [np.asarray(leaf) for leaf in adapters.flatten(result)], 0.0

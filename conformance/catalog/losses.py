@@ -301,8 +301,8 @@ def _categorical_hinge_terms(example, index):
 
 def _log_cosh(example):
     x = _f(example, "y_pred") - _f(example, "y_true")
-    # log(cosh(x)) without overflow: |x| + log1p(exp(-2|x|)) - log 2
-    return (np.abs(x) + np.log1p(np.exp(-2 * np.abs(x))) - np.log(2)).mean(axis=-1)
+    # log(cosh(x)) = log1p(cosh(x) - 1) = log1p(2 sinh(x/2)^2): no cancellation near 0
+    return np.log1p(2 * np.sinh(x / 2) ** 2).mean(axis=-1)
 
 
 def _log_cosh_summands(example):

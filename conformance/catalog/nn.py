@@ -11,11 +11,8 @@ convolutions and average pooling are inner products (`Matmul`, k = window size x
 input channels, S1 and S2 from the same float64 convolution on |x|,|w| and x^2,w^2);
 max pooling is exact; dropout is judged statistically (`DropoutTolerance`).
 
-Window arguments (pool_size, strides, dilation_rate) reach Keras 3 as an int when all
-entries agree, else as a list (Keras 3 documents both). Keras 2 arguments are
-translated in `_k2_spatial`: strides and dilation rates equal to Keras 2's defaults
-are left out (the call users write); other tuples reach Keras 2 as JSON lists, since
-the harness cannot send tuples.
+Window arguments (pool_size, strides, dilation_rate) are static keyword arguments, so
+they reach both flavors as tuples; Keras 2's 1-D functions take plain ints.
 """
 from __future__ import annotations
 
@@ -199,33 +196,18 @@ def _generated(floatx, shape, lo, hi, nonzero=False):
 
 # -- Keras 2 / Keras 3 argument translation ---------------------------------------------
 def _k2_spatial(example, arrays, one_d=False):
-    """Keras 2 call: positional arrays, then padding / data_format / strides / dilation.
-
-    Keras 2's 1-D functions take plain ints; unit strides and dilation rates are left
-    to Keras 2's defaults.
-    """
+    """Keras 2 call: positional arrays, then padding / data_format / strides / dilation
+    (plain ints for Keras 2's 1-D functions)."""
     kwargs = {"padding": example["padding"], "data_format": DATA_FORMAT}
     for key in ("strides", "dilation_rate"):
-        value = example.get(key)
-        if value is not None and any(v != 1 for v in value):
-            kwargs[key] = value[0] if one_d else list(value)
+        if key in example:
+            kwargs[key] = example[key][0] if one_d else example[key]
     return [example[a] for a in arrays], kwargs
 
 
 def _k3_spatial(fn, arrays, keys=("strides", "padding", "dilation_rate")):
-    """Keras 3 call: window arguments as an int when all entries agree, else a list
-    (Keras 3 documents both "int" and "tuple/list")."""
-    def build(example):
-        kwargs = {key: _int_or_list(example[key]) for key in keys}
-        kwargs["data_format"] = DATA_FORMAT
-        return [example[a] for a in arrays], kwargs
-    return Call(f"keras.ops.{fn}", build=build)
-
-
-def _int_or_list(value):
-    if isinstance(value, str):
-        return value
-    return value[0] if len(set(value)) == 1 else list(value)
+    return Call(f"keras.ops.{fn}", args=arrays, kwargs={key: key for key in keys},
+                static={"data_format": DATA_FORMAT})
 
 
 # -- tolerances ----------------------------------------------------------------------
@@ -329,22 +311,37 @@ class _EpsilonGap(Tolerance):
 class _SquaresUnderflow(Tolerance):
     """Squares below floatx's smallest normal (tiny) lose their relative accuracy: each
     carries an absolute error up to tiny (flush-to-zero included), so sum x^2 is off by
-    n tiny and y = x / ||x|| by |y| n tiny / (2 sum x^2)."""
+    n tiny and y = x / ||x|| by |y| n tiny / (2 sum x^2), at most 2 |y| (no accuracy)."""
 
-    formula = "|y| n tiny / (2 sum x^2)"
+    formula = "|y| min(n tiny / (2 sum x^2), 2)"
 
     def allowed(self, example, ref, floatx, index):
         x, axis = _f64(example, "x"), example["axis"]
-        squares = np.sum(x * x, axis=axis, keepdims=True)
+        scale, scaled_squares = _scaled_squares(x, axis)
         tiny = float(np.finfo(floatx).tiny)
-        relative = x.shape[axis] * tiny / (2 * np.where(squares > 0, squares, np.inf))
-        return np.abs(_unit(x, axis)) * relative
+        with np.errstate(over="ignore", divide="ignore"):
+            relative = x.shape[axis] * (tiny / scale**2) / (2 * scaled_squares)
+        return np.abs(_unit(x, axis)) * np.minimum(relative, 2.0)
+
+
+def _scaled_squares(x, axis):
+    """(m, sum (x/m)^2) with m = max|x| along axis (1 for a zero vector): ||x|| = m sqrt(.)
+    without underflow, even for float64 inputs near the bottom of the range."""
+    m = np.max(np.abs(x), axis=axis, keepdims=True)
+    m = np.where(m > 0, m, 1.0)
+    squares = np.sum((x / m) ** 2, axis=axis, keepdims=True)
+    return m, np.where(squares > 0, squares, 1.0)
+
+
+def _norm(x, axis):
+    m, squares = _scaled_squares(x, axis)
+    return np.where(np.any(x != 0, axis=axis, keepdims=True), m * np.sqrt(squares), 0.0)
 
 
 def _unit(x, axis):
     """x / ||x||_2 along axis, without any epsilon (0 for a zero vector)."""
-    norm = np.sqrt(np.sum(x * x, axis=axis, keepdims=True))
-    return x / np.where(norm > 0, norm, 1.0)
+    m, squares = _scaled_squares(x, axis)
+    return (x / m) / np.sqrt(squares)
 
 
 # -- ops ---------------------------------------------------------------------------------
@@ -408,7 +405,8 @@ def _transpose_output_shape(example):
 
 def _k2_transpose(example):
     args, kwargs = _k2_spatial(example, ["x", "kernel"])
-    return args + [_transpose_output_shape(example)], kwargs
+    kwargs["output_shape"] = _transpose_output_shape(example)
+    return args, kwargs
 
 
 def _transpose_op(rank):
@@ -429,11 +427,10 @@ def _pool_op(mode, rank, max_side=8):
     k3_name = "max_pool" if mode == "max" else "average_pool"
     k2 = None
     if rank in (2, 3):  # Keras 2 has pool2d / pool3d, no 1-D pooling function
-        def k2_build(example):
-            kwargs = {"strides": list(example["strides"]), "padding": example["padding"],
-                      "data_format": DATA_FORMAT, "pool_mode": mode}
-            return [example["x"], list(example["pool_size"])], kwargs
-        k2 = Call(f"keras.backend.pool{rank}d", build=k2_build)
+        k2 = Call(f"keras.backend.pool{rank}d", args=("x",),
+                  kwargs={"pool_size": "pool_size", "strides": "strides",
+                          "padding": "padding"},
+                  static={"data_format": DATA_FORMAT, "pool_mode": mode})
     return Op(
         name=f"{k3_name}{rank}d", family="nn",
         inputs=lambda fx: _pool_inputs(fx, rank, max_side),
@@ -567,8 +564,29 @@ def _normalize_inputs(draw, floatx):
 def _normalize_ref(example, ctx):
     """Keras 3 docs: x / max(||x||_2, epsilon), epsilon = keras.config.epsilon()."""
     x = _f64(example, "x")
-    norm = np.sqrt(np.sum(x * x, axis=example["axis"], keepdims=True))
-    return x / np.maximum(norm, ctx.epsilon)
+    return x / np.maximum(_norm(x, example["axis"]), ctx.epsilon)
+
+
+def _l2_normalize_ref(example, ctx):
+    """Keras 2: x / sqrt(max(sum x^2, epsilon)) (theano_backend, the one Keras 2 backend
+    that uses K.epsilon(); TF uses 1e-12 and CNTK nothing: the epsilon gap covers both)."""
+    x = _f64(example, "x")
+    return x / np.maximum(_norm(x, example["axis"]), np.sqrt(ctx.epsilon))
+
+
+def _normalize_op(name, reference, call, flavor):
+    return Op(
+        name=name, family="nn",
+        inputs=_normalize_inputs,
+        reference=reference,
+        # sum of squares (Reduction), sqrt / reciprocal / product (3 roundings), squares
+        # that underflow, and the gap between clamping with epsilon and not clamping
+        tolerance=Sum(Reduction(_normalize_terms), Rounded(3), _SquaresUnderflow(),
+                      _EpsilonGap()),
+        keras3=call if flavor == "keras3" else None,
+        keras2=call if flavor == "keras2" else None,
+        uses_epsilon=True,
+    )
 
 
 def _normalize_terms(example, index):
@@ -626,20 +644,14 @@ OPS = [
                     kwargs={"axes": "axes", "keepdims": "keepdims"}),
         keras2=None,  # Keras 2's backend has mean and var, but no moments function
     ),
-    Op(
-        name="normalize", family="nn",
-        inputs=_normalize_inputs,
-        reference=_normalize_ref,
-        # sum of squares (Reduction), sqrt / reciprocal / product (3 roundings), squares
-        # that underflow, and the gap between clamping with epsilon and not clamping
-        tolerance=Sum(Reduction(_normalize_terms), Rounded(3), _SquaresUnderflow(),
-                      _EpsilonGap()),
-        keras3=Call("keras.ops.normalize", args=("x",), kwargs={"axis": "axis"},
-                    static={"order": 2}),
-        # Keras 2: x / sqrt(max(sum x^2, epsilon)) on Theano, tf.nn.l2_normalize on TF
-        keras2=Call("keras.backend.l2_normalize", args=("x",), kwargs={"axis": "axis"}),
-        uses_epsilon=True,
-    ),
+    # Two formulas, so two ops: Keras 3 clamps the norm at epsilon, Keras 2 the squared
+    # norm (a 3000x wider clamp at epsilon = 1e-7).
+    _normalize_op("normalize", _normalize_ref, flavor="keras3",
+                  call=Call("keras.ops.normalize", args=("x",), kwargs={"axis": "axis"},
+                            static={"order": 2})),
+    _normalize_op("l2_normalize", _l2_normalize_ref, flavor="keras2",
+                  call=Call("keras.backend.l2_normalize", args=("x",),
+                            kwargs={"axis": "axis"})),
     # -- bias and dropout -----------------------------------------------------------------
     Op(
         name="bias_add", family="nn",
