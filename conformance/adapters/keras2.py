@@ -88,6 +88,9 @@ class Adapter(object):
 
         symbolic = adapters.map_structure(to_symbol, args)
         outputs = adapters.flatten(fn(*symbolic, **kwargs))
+        # An op that returns its input unchanged (tile by 1, cast to the same dtype)
+        # would make K.function fetch a fed placeholder, which TF1 and CNTK refuse.
+        outputs = [self.K.identity(o) if any(o is i for i in inputs) else o for o in outputs]
         return self.K.function(inputs, outputs), fed
 
     def _key(self, fn_name, args, kwargs, arrays, static):

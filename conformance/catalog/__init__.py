@@ -85,7 +85,7 @@ class Op:
     tolerance: Tolerance
     keras3: Call | None = None
     keras2: Call | None = None
-    result: str = "floatx"
+    result: str | tuple[str, ...] = "floatx"
     floatx: tuple[str, ...] = ("float16", "float32", "float64")
     uses_epsilon: bool = False
     notes: str = ""
@@ -94,13 +94,15 @@ class Op:
         return self.keras2 if flavor == "keras2" else self.keras3
 
     def expected_dtype(self, example: dict, floatx: str, index: int = 0) -> str:
-        """'int' and 'bool' are kinds; anything else is an exact dtype name."""
-        if self.result == "floatx":
+        """'int' and 'bool' are kinds; anything else is an exact dtype name. A tuple
+        `result` gives one entry per output (top_k: values, then int indices)."""
+        result = self.result[index] if isinstance(self.result, tuple) else self.result
+        if result == "floatx":
             return floatx
-        if self.result == "input":
+        if result == "input":
             first = next(v for v in example.values() if isinstance(v, np.ndarray))
             return str(first.dtype)
-        return self.result
+        return result
 
     def references(self, example: dict, ctx: Context) -> list[np.ndarray]:
         outputs = self.reference(example, ctx)

@@ -9,7 +9,6 @@ tensors, so they travel as kwargs; index arrays are placeholders like any array.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 
 import numpy as np
 from hypothesis import strategies as st
@@ -21,19 +20,6 @@ from conformance.tolerance import Exact
 
 EXACT = Exact()
 INDEX_DTYPES = ("int32", "int64")
-
-
-@dataclass(frozen=True)
-class _MultiResultOp(Op):
-    """An op whose outputs have different dtypes (top_k: values and indices)."""
-
-    results: tuple = ()
-
-    def expected_dtype(self, example, floatx, index=0):
-        if not self.results:
-            return super().expected_dtype(example, floatx, index)
-        return Op.expected_dtype(replace(self, results=(), result=self.results[index]),
-                                 example, floatx, index)
 
 
 def _op(name, inputs, reference, k3=None, k2=None, result="input", **options):
@@ -590,13 +576,13 @@ OPS = [
         lambda ex: np.argsort(ex["x"], axis=ex["axis"], kind="stable"),
         keras3("argsort", "x", axis="axis"), result="int",
         notes="tie order undocumented in Keras; reference is the stable order"),
-    _MultiResultOp(name="top_k", family="shape", inputs=lambda fx: _top_k(fx, ties=False),
-                   reference=lambda ex, ctx: _top_k_ref(ex), tolerance=EXACT,
-                   keras3=keras3("top_k", "x", k="k"), results=("input", "int")),
-    _MultiResultOp(name="top_k_ties", family="shape", inputs=lambda fx: _top_k(fx, ties=True),
-                   reference=lambda ex, ctx: _top_k_ref(ex), tolerance=EXACT,
-                   keras3=keras3("top_k", "x", k="k"), results=("input", "int"),
-                   notes="tie order undocumented in Keras; reference: lower index first "
+    Op(name="top_k", family="shape", inputs=lambda fx: _top_k(fx, ties=False),
+       reference=lambda ex, ctx: _top_k_ref(ex), tolerance=EXACT,
+       keras3=keras3("top_k", "x", k="k"), result=("input", "int")),
+    Op(name="top_k_ties", family="shape", inputs=lambda fx: _top_k(fx, ties=True),
+       reference=lambda ex, ctx: _top_k_ref(ex), tolerance=EXACT,
+       keras3=keras3("top_k", "x", k="k"), result=("input", "int"),
+       notes="tie order undocumented in Keras; reference: lower index first "
                          "(tf.math.top_k, jax.lax.top_k)"),
     _op("in_top_k", _in_top_k, _in_top_k_ref,
         keras3("in_top_k", "targets", "predictions", k="k"),
