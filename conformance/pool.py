@@ -75,12 +75,23 @@ def _describe_exit(returncode: int | None) -> str:
     return f"worker exited with status {returncode}"
 
 
-class Worker:
-    """One subprocess serving one target at one floatx."""
+GENERATED = object()  # Worker(keras_json=...) default: the target's own keras.json at floatx
 
-    def __init__(self, target: Target, python: str, floatx: str, workdir: Path):
+
+class Worker:
+    """One subprocess serving one target at one floatx.
+
+    `keras_json` and `env` exist for configuration tests: a dict (written as JSON) or
+    str (written verbatim) replaces the generated keras.json, None leaves KERAS_HOME
+    empty; `env` entries are applied last, a None value removes the variable.
+    """
+
+    def __init__(self, target: Target, python: str, floatx: str, workdir: Path, *,
+                 keras_json: dict | str | None | object = GENERATED, env: dict | None = None):
         self.target, self.python, self.floatx = target, python, floatx
         self.workdir = workdir
+        self.keras_json, self.env_overrides = keras_json, dict(env or {})
+        self.keras_home: Path | None = None  # the temporary KERAS_HOME of the last start
         self.log_path = workdir / f"{target.id}-{floatx}.log"
         self.proc: subprocess.Popen | None = None
         self.info: dict | None = None
@@ -90,7 +101,12 @@ class Worker:
     def environment(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KERAS_", "THEANO"))}
         home = Path(tempfile.mkdtemp(prefix=f"keras-home-{self.target.id}-", dir=self.workdir))
-        (home / "keras.json").write_text(json.dumps(self.target.keras_json(self.floatx), indent=4))
+        config = (self.target.keras_json(self.floatx) if self.keras_json is GENERATED
+                  else self.keras_json)
+        if config is not None:
+            (home / "keras.json").write_text(
+                config if isinstance(config, str) else json.dumps(config, indent=4))
+        self.keras_home = home
         env["KERAS_HOME"] = str(home)
         if self.target.flavor != "ops-module":
             env["KERAS_BACKEND"] = self.target.backend
@@ -109,6 +125,11 @@ class Worker:
             env["LD_LIBRARY_PATH"] = os.pathsep.join(
                 [shim, *filter(None, [env.get("LD_LIBRARY_PATH")])])
         env.update(dict(self.target.extra_env))
+        for key, value in self.env_overrides.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         return env
 
     def command(self) -> list[str]:

@@ -146,6 +146,18 @@ class Absolute(Tolerance):
         return self.factor * unit_roundoff(floatx) * np.asarray(self.scale(example, index))
 
 
+class InnerFloor(Tolerance):
+    """An intermediate that may flush to zero below the smallest normal and is then
+    multiplied: E = 2 tiny(floatx) * scale(x) (e.g. a * sigmoid(b) for glu)."""
+
+    def __init__(self, scale, formula: str = "E = 2 tiny |scale(x)|"):
+        self.scale = scale
+        self.formula = formula
+
+    def allowed(self, example, ref, floatx, index):
+        return floor(floatx) * np.abs(np.asarray(self.scale(example)))
+
+
 class Sum(Tolerance):
     """Error terms that add up (e.g. a transcendental applied to a reduction)."""
 

@@ -8,7 +8,8 @@ TensorFlow backend.``, warnings, even a plugin's ``print``) is redirected to std
 so it can never corrupt the protocol.
 
 Requests (``cmd``): ``ping``, ``info``, ``call`` (``fn``, ``args``, ``kwargs``),
-``exit``. Replies always carry ``status``: ``ok``, ``unsupported`` or ``error``.
+``config`` (optional ``sections``: see ``conformance.adapters.configprobe``), ``exit``.
+Replies always carry ``status``: ``ok``, ``unsupported`` or ``error``.
 """
 import argparse
 import os
@@ -59,6 +60,9 @@ def handle(adapter, request):
         return {"status": "ok", "echo": request.get("payload")}
     if cmd == "info":
         return dict(adapter.info(), status="ok")
+    if cmd == "config":
+        from conformance.adapters import configprobe
+        return dict(configprobe.probe(adapter, request), status="ok")
     if cmd == "call":
         started = time.perf_counter()
         try:

@@ -68,3 +68,8 @@ def test_aggregate_keeps_the_most_severe_verdict():
         aggregate.add(compare.Verdict(status, message=status))
     assert aggregate.status == "nan" and aggregate.examples == 5
     assert aggregate.counts == {"pass": 2, "fail": 1, "nan": 1, "unsupported": 1}
+
+
+def test_infinite_reference_must_come_back_infinite():
+    assert verdict(np.array([100.0], "float32"), [np.inf]).status == "nan"
+    assert verdict(np.array([np.inf], "float32"), [np.inf]).status == "pass"
