@@ -7,7 +7,8 @@ stdin and answers on the original stdout; everything that backends print (``Usin
 TensorFlow backend.``, warnings, even a plugin's ``print``) is redirected to stderr,
 so it can never corrupt the protocol.
 
-Requests (``cmd``): ``ping``, ``info``, ``call`` (``fn``, ``args``, ``kwargs``),
+Requests (``cmd``): ``ping``, ``info``, ``call`` (``fn``, ``args``, ``kwargs``,
+``params``: indices of array leaves that are model parameters),
 ``config`` (optional ``sections``: see ``conformance.adapters.configprobe``), ``exit``.
 Replies always carry ``status``: ``ok``, ``unsupported`` or ``error``.
 """
@@ -67,8 +68,8 @@ def handle(adapter, request):
         started = time.perf_counter()
         try:
             outputs, compile_s = adapter.call(
-                request["fn"], request.get("args", []), request.get("kwargs", {})
-            )
+                request["fn"], request.get("args", []), request.get("kwargs", {}),
+                request.get("params", []))
         except adapter.Unsupported as exc:
             return {"status": "unsupported", "message": str(exc)[:2000]}
         except NotImplementedError as exc:

@@ -67,15 +67,22 @@ class Adapter(object):
             info["theano_blas"] = theano.config.blas.ldflags or "(none: slow fallbacks)"
         return info
 
-    def _compile(self, fn_name, args, kwargs, static):
-        """K.function over placeholders; returns (function, indices of fed arrays)."""
+    def _compile(self, fn_name, args, kwargs, static, params):
+        """K.function over placeholders and variables.
+
+        Returns (function, indices of fed arrays, [(index, variable)] of parameters).
+        """
         fn = adapters.resolve(fn_name)
         kwargs = adapters.as_tuples(kwargs)
-        inputs, fed, position = [], [], [0]
+        inputs, fed, variables, position = [], [], [], [0]
 
         def to_symbol(array):
             index = position[0]
             position[0] += 1
+            if index in params:  # a kernel or bias: a variable, as in a model
+                variable = self.K.variable(array, dtype=str(array.dtype))
+                variables.append((index, variable))
+                return variable
             if array.ndim == 0 and self.bakes_scalars:
                 return self.K.constant(array, dtype=str(array.dtype))
             if static:
@@ -91,36 +98,40 @@ class Adapter(object):
         # An op that returns its input unchanged (tile by 1, cast to the same dtype)
         # would make K.function fetch a fed placeholder, which TF1 and CNTK refuse.
         outputs = [self.K.identity(o) if any(o is i for i in inputs) else o for o in outputs]
-        return self.K.function(inputs, outputs), fed
+        return self.K.function(inputs, outputs), fed, variables
 
-    def _key(self, fn_name, args, kwargs, arrays, static):
-        def part(array):
-            if array.ndim == 0 and self.bakes_scalars:
+    def _key(self, fn_name, args, kwargs, arrays, static, params):
+        def part(index, array):
+            if array.ndim == 0 and self.bakes_scalars and index not in params:
                 return array.tobytes()  # baked in as a constant: its value keys the graph
-            return array.shape if static else array.ndim
-        return _signature(fn_name, args, kwargs) + repr([part(a) for a in arrays])
+            return array.shape if static or index in params else array.ndim
+        return (_signature(fn_name, args, kwargs)
+                + repr([part(i, a) for i, a in enumerate(arrays)]) + repr(sorted(params)))
 
-    def _run(self, fn_name, args, kwargs, arrays, static):
-        key = self._key(fn_name, args, kwargs, arrays, static)
+    def _run(self, fn_name, args, kwargs, arrays, static, params):
+        key = self._key(fn_name, args, kwargs, arrays, static, params)
         compile_s = 0.0
         entry = self.compiled.get(key)
         if entry is None:
             started = time.perf_counter()
-            entry = self._compile(fn_name, args, kwargs, static)
+            entry = self._compile(fn_name, args, kwargs, static, params)
             compile_s = time.perf_counter() - started
             self.compiled[key] = entry
-        function, fed = entry
+        function, fed, variables = entry
+        if variables:
+            self.K.batch_set_value([(variable, arrays[i]) for i, variable in variables])
         return function([arrays[i] for i in fed]), compile_s
 
-    def call(self, fn_name, args, kwargs):
+    def call(self, fn_name, args, kwargs, params=()):
         arrays = adapters.leaf_arrays(args)
+        params = set(params)
         if not self.static_shapes:
             try:
-                results, compile_s = self._run(fn_name, args, kwargs, arrays, static=False)
+                results, compile_s = self._run(fn_name, args, kwargs, arrays, False, params)
                 return [np.asarray(r) for r in results], compile_s
             except Unsupported:
                 raise
             except Exception:
                 pass  # some Keras 2 functions need static shapes (int_shape); retry with them
-        results, compile_s = self._run(fn_name, args, kwargs, arrays, static=True)
+        results, compile_s = self._run(fn_name, args, kwargs, arrays, True, params)
         return [np.asarray(r) for r in results], compile_s

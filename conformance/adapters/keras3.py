@@ -34,7 +34,7 @@ class Adapter(object):
         })
         return info
 
-    def call(self, fn_name, args, kwargs):
+    def call(self, fn_name, args, kwargs, params=()):  # eager: params are plain inputs
         fn = adapters.resolve(fn_name)
         kwargs = adapters.as_tuples(kwargs)
         # Explicit dtype: the op is under test, not convert_to_tensor's default dtype

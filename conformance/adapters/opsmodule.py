@@ -31,7 +31,7 @@ class Adapter(object):
         })
         return info
 
-    def call(self, fn_name, args, kwargs):
+    def call(self, fn_name, args, kwargs, params=()):  # eager: params are plain inputs
         name = fn_name.rsplit(".", 1)[-1]
         fn = getattr(self.module, name, None)
         if fn is None:

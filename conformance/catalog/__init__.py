@@ -51,6 +51,9 @@ class Call:
     kwargs: dict = field(default_factory=dict)
     static: dict = field(default_factory=dict)
     build: Callable[[dict], tuple[list, dict]] | None = None
+    # Example keys that are model parameters (kernels, biases, batch-norm statistics):
+    # graph backends hold them in variables, as a model does, instead of feeding them.
+    params: tuple = ()
 
     def arguments(self, example: dict) -> tuple[list, dict]:
         if self.build is not None:
@@ -63,7 +66,22 @@ class Call:
 
     def request(self, example: dict) -> dict:
         args, kwargs = self.arguments(example)
-        return {"cmd": "call", "fn": self.fn, "args": args, "kwargs": _jsonable(kwargs)}
+        request = {"cmd": "call", "fn": self.fn, "args": args, "kwargs": _jsonable(kwargs)}
+        if self.params:
+            wanted = {id(example[key]) for key in self.params if key in example}
+            request["params"] = [i for i, leaf in enumerate(_leaves(args)) if id(leaf) in wanted]
+        return request
+
+
+def _leaves(value) -> list:
+    """Array leaves in the order the worker's adapters see them (dict keys sorted)."""
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, dict):
+        value = [value[k] for k in sorted(value)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return []
 
 
 def _jsonable(value):

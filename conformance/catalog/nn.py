@@ -358,7 +358,7 @@ def _conv_op(rank, max_side):
         tolerance=_conv_tolerance(_conv_forward, ["x", "kernel"],
                                   lambda ex: _window(ex) * ex["x"].shape[-1]),
         keras3=_k3_spatial("conv", ("x", "kernel")),
-        keras2=Call(f"keras.backend.conv{rank}d", build=k2),
+        keras2=Call(f"keras.backend.conv{rank}d", build=k2, params=("kernel",)),
     )
 
 
@@ -366,7 +366,8 @@ def _depthwise_op(rank):
     k2 = None
     if rank == 2:  # Keras 2 has depthwise_conv2d only
         k2 = Call("keras.backend.depthwise_conv2d",
-                  build=lambda ex: _k2_spatial(ex, ["x", "depthwise_kernel"]))
+                  build=lambda ex: _k2_spatial(ex, ["x", "depthwise_kernel"]),
+                  params=("depthwise_kernel",))
     return Op(
         name=f"depthwise_conv{rank}d", family="nn",
         inputs=lambda fx: _conv_inputs(fx, rank, "depthwise"),
@@ -391,7 +392,8 @@ def _separable_op(rank):
                                   + ex["pointwise_kernel"].shape[-2]),
         keras3=_k3_spatial("separable_conv", tuple(arrays)),
         keras2=Call(f"keras.backend.separable_conv{rank}d",
-                    build=lambda ex: _k2_spatial(ex, arrays, rank == 1)),
+                    build=lambda ex: _k2_spatial(ex, arrays, rank == 1),
+                    params=("depthwise_kernel", "pointwise_kernel")),
     )
 
 
@@ -410,7 +412,8 @@ def _k2_transpose(example):
 
 
 def _transpose_op(rank):
-    k2 = Call("keras.backend.conv2d_transpose", build=_k2_transpose) if rank == 2 else None
+    k2 = (Call("keras.backend.conv2d_transpose", build=_k2_transpose, params=("kernel",))
+          if rank == 2 else None)
     return Op(
         name=f"conv_transpose{rank}d", family="nn",
         inputs=lambda fx: _conv_inputs(fx, rank, "transpose"),
@@ -505,7 +508,8 @@ def _bn_op(any_axis):
         # axes from the parameters' rank, CNTK broadcasts from the right).
         k2 = Call("keras.backend.batch_normalization",
                   args=("x", "mean", "variance", "offset", "scale"),
-                  kwargs={"epsilon": "epsilon"}, static={"axis": -1})
+                  kwargs={"epsilon": "epsilon"}, static={"axis": -1},
+                  params=("mean", "variance", "offset", "scale"))
     return Op(
         name="batch_normalization_axis" if any_axis else "batch_normalization", family="nn",
         inputs=lambda fx: _bn_inputs(fx, any_axis),
@@ -660,7 +664,7 @@ OPS = [
         tolerance=Rounded(1),
         keras3=None,  # Keras 3 has no bias_add op (layers use keras.ops.add)
         keras2=Call("keras.backend.bias_add", args=("x", "bias"),
-                    static={"data_format": DATA_FORMAT}),
+                    static={"data_format": DATA_FORMAT}, params=("bias",)),
     ),
     Op(
         name="dropout", family="nn",
