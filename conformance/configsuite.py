@@ -195,8 +195,13 @@ class TargetRun:
             raise SetupFailed(f"config probe: {reply.get('status')}: {reply.get('message')}")
         return reply
 
-    def call(self, name: str, fn: str, args: list, kwargs: dict) -> dict:
-        return self.worker(name).call({"cmd": "call", "fn": fn, "args": args, "kwargs": kwargs})
+    def call(self, name: str, fn: str, args: list, kwargs: dict, params=()) -> dict:
+        """`params`: indices of array arguments that are model parameters (a conv
+        kernel): graph backends hold them in variables, as a model does."""
+        request = {"cmd": "call", "fn": fn, "args": args, "kwargs": kwargs}
+        if params:
+            request["params"] = list(params)
+        return self.worker(name).call(request)
 
     def release(self, keep=SHARED_SETUPS) -> None:
         for name in [n for n in self.workers if n not in keep]:
@@ -480,9 +485,10 @@ class CallFailed(Exception):
         self.status = status
 
 
-def _output(run: TargetRun, setup: str, fn: str, args: list, kwargs: dict) -> np.ndarray:
+def _output(run: TargetRun, setup: str, fn: str, args: list, kwargs: dict,
+            params=()) -> np.ndarray:
     try:
-        reply = run.call(setup, fn, args, kwargs)
+        reply = run.call(setup, fn, args, kwargs, params)
     except SetupFailed as exc:
         raise CallFailed("error", f"worker did not start: {_first_lines(exc)}") from None
     status = reply.get("status")
@@ -645,8 +651,8 @@ def scenario_image_data_format(run: TargetRun) -> list[dict]:
     k = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
     conv_bound = 2 * k * U32 * conv_mag + 2 * TINY32
     conv_text = (f"|channels_first result, transposed - channels_last result| <= 2 k u sum|x||w| "
-                 f"(k = kh kw C_in = {k}, u = 2^-24: two summation orders, Higham's gamma_k), and "
-                 "each layout within that bound of the float64 reference")
+                 f"(k = kh kw C_in = {k}, u = 2^-24: two summation orders, Higham's gamma_k); "
+                 "the distance to a float64 cross-correlation is shown for information")
     checks = [("image_data_format/conv2d", calls["conv"], [x_conv, kernel],
                [_nchw(x_conv), kernel], lambda fmt: _conv_kwargs(target, fmt),
                conv_ref, conv_bound, "default", "default", conv_text)]
@@ -673,8 +679,9 @@ def scenario_image_data_format(run: TargetRun) -> list[dict]:
     for check, fn, args_last, args_first, kwargs, ref, bound, setup_last, setup_first, text in checks:
         rec = lambda *a, **kw: make_record(target.id, "image_data_format", check, *a, **kw)
         try:
-            last = _output(run, setup_last, fn, args_last, kwargs("channels_last"))
-            first = _output(run, setup_first, fn, args_first, kwargs("channels_first"))
+            params = [1] if len(args_last) == 2 else []  # the conv kernel
+            last = _output(run, setup_last, fn, args_last, kwargs("channels_last"), params)
+            first = _output(run, setup_first, fn, args_first, kwargs("channels_first"), params)
         except CallFailed as exc:
             records.append(rec(exc.status, "transposed-equal results", exc.args[0], text))
             continue
@@ -688,14 +695,14 @@ def scenario_image_data_format(run: TargetRun) -> list[dict]:
             continue
         first_t = _nhwc(first).astype("float64")
         ok_pair, pair_err, pair_ratio = _compare(first_t, last.astype("float64"), bound)
-        ok_last, last_err, _ = _compare(last, ref, bound)
-        ok_first, first_err, _ = _compare(first_t, ref, bound)
+        last_err = _compare(last, ref, bound)[1]
+        first_err = _compare(first_t, ref, bound)[1]
         observed["max |first^T - last|"] = f"{pair_err:.3g} ({pair_ratio:.3g} x bound)"
-        observed["max |error| vs float64 reference"] = {"channels_last": f"{last_err:.3g}",
-                                                        "channels_first": f"{first_err:.3g}"}
-        expected["max |error| vs float64 reference"] = f"<= {float(bound.max()):.3g}"
-        ok = ok_pair and ok_last and ok_first
-        records.append(rec("pass" if ok else "fail", expected, observed, text))
+        # For information only: the op's own correctness is the nn suite's business
+        # (Keras 2 on Theano convolves with a flipped kernel, by design).
+        observed["max |error| vs float64 reference (information)"] = {
+            "channels_last": f"{last_err:.3g}", "channels_first": f"{first_err:.3g}"}
+        records.append(rec("pass" if ok_pair else "fail", expected, observed, text))
     return records
 
 

@@ -3,8 +3,8 @@
 A TOML file users edit (default: ``known_divergences.toml`` in the project)::
 
     [[divergence]]
-    op = "binary_crossentropy"     # glob on op names
-    target = "keras2-tensorflow"   # glob on target ids
+    op = "binary_crossentropy"     # glob on op names (or a list of globs)
+    target = "keras2-tensorflow"   # glob on target ids (or a list of globs)
     floatx = "*"                   # optional glob
     verdict = "fail"               # the verdict expected (or "*")
     reason = "tf.keras adds epsilon after clipping: -log(2e-7) = 15.42 at p = 0"
@@ -28,17 +28,22 @@ class RegistryError(Exception):
 
 @dataclass(frozen=True)
 class KnownDivergence:
-    op: str
-    target: str
+    op: str | tuple
+    target: str | tuple
     verdict: str
     reason: str
     floatx: str = "*"
     link: str = ""
 
     def matches(self, op: str, target: str, floatx: str, verdict: str) -> bool:
-        return (fnmatch.fnmatchcase(op, self.op) and fnmatch.fnmatchcase(target, self.target)
+        return (_any_glob(op, self.op) and _any_glob(target, self.target)
                 and fnmatch.fnmatchcase(floatx, self.floatx)
                 and (self.verdict == "*" or self.verdict == verdict))
+
+
+def _any_glob(name: str, patterns: str | tuple) -> bool:
+    patterns = (patterns,) if isinstance(patterns, str) else patterns
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def load(path: Path | None) -> list[KnownDivergence]:
@@ -53,8 +58,9 @@ def load(path: Path | None) -> list[KnownDivergence]:
         missing = [k for k in REQUIRED if k not in table]
         if missing:
             raise RegistryError(f"{path}: divergence #{number} lacks {', '.join(missing)}")
-        entries.append(KnownDivergence(**{k: str(v) for k, v in table.items()
-                                          if k in KnownDivergence.__dataclass_fields__}))
+        fields = {k: tuple(map(str, v)) if isinstance(v, list) and k in ("op", "target")
+                  else str(v) for k, v in table.items() if k in KnownDivergence.__dataclass_fields__}
+        entries.append(KnownDivergence(**fields))
     return entries
 
 

@@ -73,6 +73,11 @@ def pytest_configure(config):
 _SESSION = pytest.StashKey["ConformanceSession"]()
 
 
+def session_of(config) -> "ConformanceSession":
+    """The run's ConformanceSession, for suites that parametrize from its options."""
+    return config.stash[_SESSION]
+
+
 def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 

@@ -3,7 +3,7 @@
     <out>/results.jsonl   one record per line, flushed as it is written, so an
                           interrupted run keeps everything it had
     <out>/summary.json    {"run": ..., "targets": [...], "results": [...],
-                           "pairwise": [...]} written at the end (or rebuilt from
+                           "pairwise": [...], "config": [...]} written at the end (or rebuilt from
                           results.jsonl by `load`)
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def read_records(path: Path) -> list[dict]:
 
 def summarize(records: list[dict]) -> dict:
     """The summary.json structure from streamed records (last record of a key wins)."""
-    run, targets, results, pairwise = {}, {}, {}, {}
+    run, targets, results, pairwise, config = {}, {}, {}, {}, {}
     for record in records:
         kind = record.get("kind")
         if kind == "run":
@@ -66,10 +66,13 @@ def summarize(records: list[dict]) -> dict:
             results[(record["op"], record["target"], record["floatx"])] = record
         elif kind == "pairwise":
             pairwise[(record["op"], record["floatx"])] = record
+        elif kind == "config":  # configuration checks (conformance.configsuite)
+            config[(record["target"], record["check"])] = record
     strip = lambda r: {k: v for k, v in r.items() if k != "kind"}
     return {"run": run, "targets": [strip(t) for t in targets.values()],
             "results": [strip(r) for r in results.values()],
-            "pairwise": [strip(p) for p in pairwise.values()]}
+            "pairwise": [strip(p) for p in pairwise.values()],
+            "config": [strip(c) for c in config.values()]}
 
 
 def load(path: Path) -> dict:

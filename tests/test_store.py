@@ -47,3 +47,12 @@ def test_registry_entry_without_reason_is_refused(tmp_path):
     path.write_text('[[divergence]]\nop = "x"\ntarget = "y"\nverdict = "fail"\n')
     with pytest.raises(known.RegistryError, match="lacks reason"):
         known.load(path)
+
+
+def test_registry_accepts_lists_of_globs(tmp_path):
+    path = tmp_path / "known.toml"
+    path.write_text('[[divergence]]\nop = ["elu", "selu"]\ntarget = ["keras*-tensorflow"]\n'
+                    'verdict = "fail"\nreason = "exp(x) - 1"\n')
+    registry = known.load(path)
+    assert known.lookup(registry, "selu", "keras2-tensorflow", "float32", "fail")
+    assert not known.lookup(registry, "gelu", "keras2-tensorflow", "float32", "fail")

@@ -5,6 +5,7 @@ The rule: records are keyed the way `conformance.store.summarize` keys them,
     targets   (id, floatx)
     results   (op, target, floatx)
     pairwise  (op, floatx)         (their ``pairs`` dicts are merged, later pair wins)
+    config    (target, check)      (configuration checks)
 
 and summaries are applied in the order given, so a later record with the same key
 replaces an earlier one (shards of one run do not overlap; for a re-run of some ops,
@@ -71,8 +72,11 @@ def merge(summaries: list[dict]) -> dict:
     targets: dict = {}
     results: dict = {}
     pairwise: dict = {}
+    config: dict = {}
     for index, summary in enumerate(summaries):
         summary = summary or {}
+        for check in summary.get("config") or []:
+            config[(check.get("target"), check.get("check"))] = check
         for target in summary.get("targets") or []:
             targets[(target.get("id"), target.get("floatx"))] = target
         for result in summary.get("results") or []:
@@ -89,8 +93,11 @@ def merge(summaries: list[dict]) -> dict:
             else:
                 pairwise[key] = entry
     run = _merge_run([s.get("run") or {} for s in summaries if s is not None]) if summaries else {}
-    return {"run": run, "targets": list(targets.values()), "results": list(results.values()),
-            "pairwise": list(pairwise.values())}
+    merged = {"run": run, "targets": list(targets.values()), "results": list(results.values()),
+              "pairwise": list(pairwise.values())}
+    if config:
+        merged["config"] = list(config.values())
+    return merged
 
 
 def strip_sources(summary: dict) -> dict:

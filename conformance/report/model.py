@@ -254,6 +254,72 @@ def _known(summary: dict) -> list[dict]:
     return rows
 
 
+# -- configuration checks (conformance.configsuite) ---------------------------------------
+CONFIG_SCENARIOS = ("precedence", "floatx", "runtime", "epsilon", "image_data_format")
+
+
+def _config_text(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return clean_text(value)
+    return clean_text(json.dumps(value, sort_keys=False, default=str))
+
+
+def _config_value(value, other=None) -> list[tuple[str | None, str, bool]]:
+    """(key, text, differs from the other side) lines of an expected/observed value."""
+    if isinstance(value, dict):
+        return [(clean_text(k), _config_text(v),
+                 isinstance(other, dict) and k in other and other[k] != v)
+                for k, v in value.items()]
+    return [(None, _config_text(value), other is not None and value != other)]
+
+
+def _config(summary: dict, order: list[str]) -> dict | None:
+    """Per target: each configuration check with expected / observed / status; and a
+    checks x targets overview."""
+    records = summary.get("config") or []
+    if not records:
+        return None
+    by_target: dict = defaultdict(list)
+    for record in records:
+        by_target[str(record.get("target"))].append(record)
+    targets = [t for t in order if t in by_target] + sorted(t for t in by_target if t not in order)
+
+    def key(record):
+        scenario = str(record.get("scenario") or str(record.get("check")).split("/")[0])
+        return (CONFIG_SCENARIOS.index(scenario) if scenario in CONFIG_SCENARIOS
+                else len(CONFIG_SCENARIOS), str(record.get("check")))
+
+    sections, checks = [], {}
+    for tid in targets:
+        rows = []
+        for record in sorted(by_target[tid], key=key):
+            expected, observed = record.get("expected"), record.get("observed")
+            status = str(record.get("status") or "error")
+            check = str(record.get("check"))
+            checks.setdefault(check, key(record))
+            rows.append({
+                "check": check, "floatx": record.get("floatx") or "", "status": status,
+                "verdict": record.get("verdict") or "",
+                "expected": _config_value(expected),
+                "observed": _config_value(observed, expected if status != "pass" else None),
+                "detail": clean_text(record.get("detail") or ""), "known": record.get("known"),
+            })
+        statuses = Counter(r["status"] for r in rows)
+        sections.append({"target": tid, "anchor": "cfg-" + slug(tid), "rows": rows,
+                         "statuses": sorted(statuses.items(), key=lambda kv: rank(kv[0])),
+                         "worst": worst(statuses), "bad": any(s in DIVERGENT for s in statuses)})
+    cells = {(str(r.get("target")), str(r.get("check"))): str(r.get("status") or "error")
+             for r in records}
+    overview = [{"check": check, "cells": [(tid, cells.get((tid, check))) for tid in targets]}
+                for check in sorted(checks, key=lambda c: checks[c])]
+    unexpected = sum(1 for status in cells.values() if status in DIVERGENT)
+    columns = [{"id": tid, "anchor": "cfg-" + slug(tid)} for tid in targets]
+    return {"targets": sections, "columns": columns, "overview": overview,
+            "total": len(cells), "unexpected": unexpected}
+
+
 def _worst_list(summary: dict, limit: int = 8) -> list[dict]:
     divergent = [r for r in summary["results"] if r.get("status") in DIVERGENT]
     divergent.sort(key=lambda r: (rank(r.get("status")), -(number(r.get("worst_ratio")) or 0)))
@@ -519,7 +585,7 @@ def build(summary: dict, dirs: list, out_dir: Path, max_histograms: int = MAX_HI
         "tindex": {t: i % len(charts.PALETTE) for i, t in enumerate(order)},
         "families": families, "floatxs": floatxs,
         "coverage": _coverage(summary, order), "heatmap": _heatmap(summary, order),
-        "known": _known(summary), "ops": details,
+        "known": _known(summary), "ops": details, "config": _config(summary, order),
         "charts": charts.available(),
         "copied": copied,
     }

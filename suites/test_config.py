@@ -1,0 +1,73 @@
+"""Configuration conformance: one test per (target, scenario) of conformance/configsuite.py.
+
+keras.json / KERAS_BACKEND precedence, floatx, run-time setters and invalid values,
+epsilon, image_data_format. Every check is streamed to the run's results.jsonl as a
+record of kind "config". A check that fails or errors fails its test unless the
+known-divergence registry matches it: op names are "config/<check>", e.g.
+"config/floatx/float64" or "config/epsilon/*".
+
+`--conformance-ops` selects these tests by "config/<scenario>" (or "config" for all);
+`--conformance-shard` splits them like the op cases.
+"""
+import fnmatch
+import json
+import zlib
+
+import pytest
+
+from conformance import configsuite
+from conformance.probe import resolve_interpreters
+from conformance.pytest_plugin import session_of
+
+
+def _selected(session, target_id: str, scenario: str) -> bool:
+    name = f"config/{scenario}"
+    patterns = session.op_patterns
+    if patterns and not any(p == "config" or fnmatch.fnmatchcase(name, p) for p in patterns):
+        return False
+    if session.shard:
+        index, count = session.shard
+        return zlib.crc32(f"{name}-{target_id}".encode()) % count == index - 1
+    return True
+
+
+def pytest_generate_tests(metafunc):
+    if "config_case" not in metafunc.fixturenames:
+        return
+    session = session_of(metafunc.config)
+    cases = [(t.id, s) for t in session.targets for s in configsuite.SCENARIOS
+             if _selected(session, t.id, s)]  # target by target: one target's workers at a time
+    metafunc.parametrize("config_case", cases, ids=[f"{t}-{s}" for t, s in cases])
+
+
+@pytest.fixture(scope="session")
+def config_suite(conformance):
+    pythons, _ = resolve_interpreters(conformance.targets, conformance.specs)
+    suite = configsuite.ConfigSuite(
+        conformance.targets, pythons, conformance.out_dir / "config-workers",
+        registry=conformance.registry, floatx=conformance.floatx, writer=conformance.writer)
+    yield suite
+    suite.close()
+
+
+def _line(record: dict) -> str:
+    return (f"{record['target']}: {record['check']}: {record['status']}: expected "
+            f"{json.dumps(record['expected'])}, observed {json.dumps(record['observed'])}")
+
+
+def test_config(config_case, config_suite, conformance):
+    target_id, scenario = config_case
+    try:
+        records = config_suite.run(target_id, scenario)
+    except configsuite.TargetBroken as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        conformance.say(f"config {target_id} {scenario}: target cannot run: {reason}")
+        pytest.skip(f"{target_id} cannot run: {reason}")
+    counts = {}
+    for record in records:
+        counts[record["status"]] = counts.get(record["status"], 0) + 1
+    conformance.say(f"config {target_id:<20} {scenario:<18} "
+                    + " · ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    bad = configsuite.divergent(records)
+    if bad:
+        pytest.fail("\n".join(_line(r) for r in bad), pytrace=False)
