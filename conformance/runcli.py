@@ -21,21 +21,9 @@ def add_commands(commands) -> None:
                     "OUT/summary.json and the HTML report. Exit status 1 when an unexpected "
                     "divergence was found (known ones live in known_divergences.toml).")
     run.add_argument("--targets", help="comma-separated target ids (default: all)")
-    run.add_argument("--ops", help="comma-separated globs on op names or family/name, "
-                     "e.g. 'soft*,reductions/*'")
-    run.add_argument("--floatx", default="float32,float64,float16",
-                     help="comma-separated floatx values (default: %(default)s)")
-    run.add_argument("--profile", default="default", choices=sorted(PROFILES),
-                     help="examples per (op, floatx): " + ", ".join(
-                         f"{k}={v['max_examples']}" for k, v in PROFILES.items()))
-    run.add_argument("--max-examples", type=int, help="override the profile's example count")
-    run.add_argument("--seed", type=int, help="reproduce a run: reuse its printed seed")
+    add_suite_options(run, out_default="reports/run-<timestamp>")
     run.add_argument("--shard", help="I/N: run a deterministic 1/N of the (op, floatx) cases, "
                      "for CI matrices; merge the shards with `conformance report`")
-    run.add_argument("--out", help="results folder (default: reports/run-<timestamp>)")
-    run.add_argument("--known", help="known-divergence registry "
-                     "(default: known_divergences.toml in the project)")
-    run.add_argument("--no-report", action="store_true", help="skip the HTML report")
     run.set_defaults(handler=cmd_run)
 
     ops = commands.add_parser("ops", help="list the op catalog")
@@ -49,6 +37,23 @@ def add_commands(commands) -> None:
     report.add_argument("-o", "--output", default="reports/report/index.html",
                         help="HTML file to write (junit.xml and summary.json go beside it)")
     report.set_defaults(handler=cmd_report)
+
+
+def add_suite_options(parser, out_default: str) -> None:
+    """Options shared by every command that runs the suites (run, validate)."""
+    parser.add_argument("--ops", help="comma-separated globs on op names or family/name, "
+                        "e.g. 'soft*,reductions/*'")
+    parser.add_argument("--floatx", default="float32,float64,float16",
+                        help="comma-separated floatx values (default: %(default)s)")
+    parser.add_argument("--profile", default="default", choices=sorted(PROFILES),
+                        help="examples per (op, floatx): " + ", ".join(
+                            f"{k}={v['max_examples']}" for k, v in PROFILES.items()))
+    parser.add_argument("--max-examples", type=int, help="override the profile's example count")
+    parser.add_argument("--seed", type=int, help="reproduce a run: reuse its printed seed")
+    parser.add_argument("--out", help=f"results folder (default: {out_default})")
+    parser.add_argument("--known", help="known-divergence registry "
+                        "(default: known_divergences.toml in the project)")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
 
 
 def cmd_ops(args) -> int:

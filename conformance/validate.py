@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from conformance import catalog, compare, protocol, targets as targets_mod
+from conformance import catalog, compare, protocol, runcli, targets as targets_mod
 from conformance.engine import PROFILES
 from conformance.pool import StartupError, Worker
 from conformance.targets import Target
@@ -385,18 +385,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds one op call may take (default: the target default)")
     parser.add_argument("--surface-only", action="store_true",
                         help="stop after the import and surface checks")
-    parser.add_argument("--ops", help="comma-separated globs on op names (default: every op "
-                        "the flavor can call)")
-    parser.add_argument("--floatx", default="float32,float64,float16",
-                        help="comma-separated floatx values (default: %(default)s)")
-    parser.add_argument("--profile", default="default", choices=sorted(PROFILES),
-                        help="examples per (op, floatx): " + ", ".join(
-                            f"{k}={v['max_examples']}" for k, v in PROFILES.items()))
-    parser.add_argument("--max-examples", type=int, help="override the profile's example count")
-    parser.add_argument("--seed", type=int, help="reproduce a run: reuse its printed seed")
-    parser.add_argument("--out", help="results folder (default: reports/validate-MODULE-<time>)")
-    parser.add_argument("--known", help="known-divergence registry")
-    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    runcli.add_suite_options(parser, out_default="reports/validate-MODULE-<time>")
 
 
 def resolve_module(spec: str, paths: list[str]) -> tuple[str, list[str]]:
@@ -620,8 +609,6 @@ def print_suites(result: dict, plugin_id: str, against: list[str]) -> None:
 
 def _run_args(args, plugin: Target, against: list[str], op_names: list[str], out: Path):
     """A `conformance run` namespace with every default of the run parser."""
-    from conformance import runcli
-
     scratch = argparse.ArgumentParser(add_help=False)
     runcli.add_commands(scratch.add_subparsers(dest="command"))
     run_args = scratch.parse_args(["run"])
@@ -686,7 +673,7 @@ def cmd_validate(args) -> int:
         print(f"running the suites: {len(chosen)} ops on {', '.join([plugin.id, *against])} "
               f"at floatx {args.floatx}")
         sys.stdout.flush()
-        from conformance import runcli, store
+        from conformance import store
 
         code = runcli.cmd_run(_run_args(args, plugin, against, [op.name for op in chosen], out),
                               extra_targets={plugin.id: _extra_target(plugin)})
