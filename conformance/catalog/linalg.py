@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from conformance import strategies as S
 from conformance.catalog import Op, keras2, keras3
-from conformance.tolerance import BackwardError, Matmul, Reduction
+from conformance.tolerance import BackwardError, InnerFloor, Matmul, Reduction, floor
 
 F64 = "float64"
 # LAPACK, which numpy, torch (CPU), jax and TensorFlow's kernels call for
@@ -408,7 +408,11 @@ OPS = [
     # -- vector norms (Keras 3 only; K.l2_normalize is a different op) ---------------
     Op(name="norm", family="linalg", inputs=_norm_inputs,
        reference=lambda ex, ctx: np.linalg.norm(_x(ex), **_norm_args(ex)),
-       tolerance=Reduction(_norm_terms),
+       # + squares below floatx's smallest normal flush to zero before the sum
+       # (numpy's float32 sqrt(dot(x, x)) does): sqrt(n * 2 tiny) of absolute error
+       tolerance=Reduction(_norm_terms) + InnerFloor(
+           lambda ex: np.sqrt(_norm_terms(ex, 0)[0] / floor(str(ex["x"].dtype))),
+           "sqrt(n 2 tiny)"),
        keras3=keras3("norm", "x", ord="ord", axis="axis", keepdims="keepdims"), keras2=None),
     # -- solvers and factorizations: backward error <= 8 n u --------------------------
     _lapack_op("solve", lambda ex, ctx: np.linalg.solve(ex["a"].astype(F64), ex["b"].astype(F64)),
