@@ -21,8 +21,24 @@ from pathlib import Path
 from conformance import envs, protocol, shims
 from conformance.targets import Target
 
-HARNESS_ROOT = str(Path(__file__).resolve().parent.parent)
+PACKAGE_DIR = Path(__file__).resolve().parent
 STARTUP_TIMEOUT_S = 300.0  # importing TensorFlow on a loaded 2-core machine is slow
+
+
+def worker_path(workdir: Path) -> str:
+    """A folder holding only the `conformance` package (a symlink), for the worker's
+    PYTHONPATH: putting the package's parent there instead would expose a checkout's
+    other folders, or, once installed, the harness's whole site-packages (numpy 2 for
+    Python 3.11) to target interpreters."""
+    folder = Path(workdir) / "pythonpath"
+    link = folder / "conformance"
+    if not link.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            link.symlink_to(PACKAGE_DIR, target_is_directory=True)
+        except FileExistsError:  # another worker got there first
+            pass
+    return str(folder)
 
 
 class WorkerDied(Exception):
@@ -113,7 +129,7 @@ class Worker:
         # Theano's compile cache persists across runs: the first C compile is paid once.
         theano_dir = envs.cache_root() / "theano" / self.target.id
         env["THEANO_FLAGS"] = f"compiledir={theano_dir}"
-        env["PYTHONPATH"] = os.pathsep.join([HARNESS_ROOT, *self.target.pythonpath])
+        env["PYTHONPATH"] = os.pathsep.join([worker_path(self.workdir), *self.target.pythonpath])
         env["PYTHONNOUSERSITE"] = "1"
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -10,7 +10,10 @@ from pathlib import Path
 from conformance import catalog, compare, store
 from conformance.engine import PROFILES
 
-SUITES = Path(__file__).resolve().parent.parent / "suites"
+def suites_dir() -> Path:
+    """suites/ of a checkout, or the copy a wheel installs as conformance/suites."""
+    checkout = Path(__file__).resolve().parent.parent / "suites"
+    return checkout if checkout.is_dir() else Path(__file__).resolve().parent / "suites"
 
 
 def add_commands(commands) -> None:
@@ -79,8 +82,9 @@ def cmd_run(args, extra_targets: dict | None = None) -> int:
     import pytest
 
     out = Path(args.out or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S"))
-    pytest_args = [str(SUITES), "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:terminal",
-                   f"--rootdir={SUITES}", f"--conformance-out={out}",
+    suites = suites_dir()
+    pytest_args = [str(suites), "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:terminal",
+                   f"--rootdir={suites}", f"--conformance-out={out}",
                    f"--conformance-floatx={args.floatx}", f"--conformance-profile={args.profile}",
                    f"--conformance-project={Path(args.project).resolve()}"]
     for option, value in [("targets", args.targets), ("ops", args.ops), ("seed", args.seed),
