@@ -31,7 +31,10 @@ strategies do today. Per (op, target, floatx) it reports one of
     changed within tolerance  outputs moved, by at most the op's tolerance taken around the
                               baseline output (the drift is given in ULPs, max over elements)
     changed beyond tolerance  moved further than that, or the verdict got worse
-    newly failing / newly passing / newly unsupported / newly supported
+    newly failing             conforming before, now error / crash / timeout / broken /
+                              shape / dtype (a numeric fail with a drift beyond tolerance is
+                              "changed beyond tolerance", its verdict shows pass -> fail)
+    newly passing / newly unsupported / newly supported
     not run                   target not available today, or op no longer in the catalog
 
 plus what changed in between: harness version, per target the worker's versions and the
@@ -182,8 +185,12 @@ def _verdict_from(reply: dict, verdict: compare.Verdict) -> dict:
     return example
 
 
-def replay(pool, cases: list[Case], targets: dict, log=_log, writer=None) -> Replay:
-    """Run every case's stored examples on the pool's ready targets, judged by the engine."""
+def replay(pool, cases: list[Case], targets: dict, log=_log, writer=None,
+           registry: list | None = None) -> Replay:
+    """Run every case's stored examples on the pool's ready targets, judged by the engine.
+
+    Verdicts stay raw (what a baseline stores and compares); `registry` (known
+    divergences) only marks the records written for the report, as `run` does."""
     from conformance.catalog import Context
     from conformance.engine import Engine, RunSettings
 
@@ -208,7 +215,7 @@ def replay(pool, cases: list[Case], targets: dict, log=_log, writer=None) -> Rep
             done += 1
             if writer is not None:
                 for record in records:
-                    writer.write("result", record)
+                    writer.write("result", _mark_known(record, registry))
             statuses = {}
             for record in records:
                 statuses.setdefault(record["status"], []).append(record["target"])
@@ -218,6 +225,16 @@ def replay(pool, cases: list[Case], targets: dict, log=_log, writer=None) -> Rep
                 f"{time.perf_counter() - case_started:6.1f}s  {' · '.join(parts)}")
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _mark_known(record: dict, registry: list | None) -> dict:
+    from conformance import known
+
+    entry = known.lookup(registry or [], record["op"], record["target"], record["floatx"],
+                         record["status"])
+    if entry is not None and record["status"] in compare.DIVERGENT:
+        return {**record, "status": "known", "known": {"reason": entry.reason, "link": entry.link}}
+    return record
 
 
 def _target_record(pool, tid, floatx, infos) -> dict:
@@ -484,10 +501,10 @@ def _value_tolerance(tolerance: Tolerance) -> bool:
 
 def drift(op, example: dict, floatx: str, index: int, old: np.ndarray, new: np.ndarray,
           scale: float = 1.0) -> dict:
-    """How far one output moved from the baseline: max ULPs (of the baseline output's
-    float dtype, floatx otherwise), max absolute difference, and the worst ratio to the
-    op's tolerance taken around the baseline output (None when the tolerance does not
-    bound values). NaN/inf moving counts as infinitely far."""
+    """How far one output moved from the baseline: max ULPs, max absolute difference,
+    and the worst ratio to the op's tolerance taken around the baseline output (None
+    when the tolerance does not bound values). Units are those of the baseline output's
+    float dtype (floatx for integer and bool outputs). NaN/inf moving is infinitely far."""
     if old.shape != new.shape:
         return {"ulp": math.inf, "abs": math.inf, "ratio": math.inf,
                 "note": f"shape {tuple(old.shape)} -> {tuple(new.shape)}"}
@@ -498,14 +515,16 @@ def drift(op, example: dict, floatx: str, index: int, old: np.ndarray, new: np.n
         diff = np.where(same, 0.0, np.abs(b - a))
     diff = np.where(special, np.inf, diff)
     result = {"abs": float(diff.max()) if diff.size else 0.0, "ulp": None, "ratio": None}
+    # The precision the backend actually computed in: a float32 result under floatx
+    # float64 (already a `dtype` verdict) drifts in float32 units, not float64 ones.
+    unit = old.dtype.name if old.dtype.name in ("float16", "float32", "float64") else floatx
     if old.dtype.kind == "f":
-        unit = old.dtype.name if old.dtype.name in ("float16", "float32", "float64") else floatx
         result["ulp"] = float((diff / ulp(a, unit)).max()) if diff.size else 0.0
     if _value_tolerance(op.tolerance) and diff.size:
-        allowed = np.broadcast_to(op.tolerance.allowed(example, a, floatx, index), a.shape)
+        allowed = np.broadcast_to(op.tolerance.allowed(example, a, unit, index), a.shape)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = diff / (np.nan_to_num(allowed, nan=0.0) * scale + floor(floatx))
-        result["ratio"] = float(np.nan_to_num(ratio, nan=math.inf).max())
+            ratio = diff / (np.nan_to_num(allowed, nan=0.0) * scale + floor(unit))
+        result["ratio"] = float(np.where(np.isnan(ratio), math.inf, ratio).max())
     if old.dtype != new.dtype:
         result["note"] = f"dtype {old.dtype} -> {new.dtype}"
     return result
@@ -541,26 +560,27 @@ def _worse(new: str, old: str) -> bool:
 
 def classify(op, floatx: str, examples: list, old_status: str, old_examples: list,
              new_status: str, new_examples: list, scale: float = 1.0) -> dict:
-    """One (op, target, floatx): the change class and the drift figures."""
-    divergent = compare.DIVERGENT | {"broken"}
+    """One (op, target, floatx): the change class and the drift figures.
+
+    In order: a switch to or from `unsupported`; divergent -> conforming is newly
+    passing; conforming -> divergent is *changed beyond tolerance* when it is the
+    numbers (fail / nan) and the outputs moved beyond the op's tolerance around the
+    baseline output, else *newly failing* (error, crash, timeout, broken, shape, dtype,
+    or a fail without a drift beyond tolerance); otherwise bit-identical outputs are
+    unchanged, a worse verdict or a drift beyond tolerance is beyond, the rest within.
+    """
     result = {"change": None, "drift_ulp": None, "drift_abs": None, "drift_ratio": None,
               "changed_examples": 0, "unmeasured_outputs": 0, "notes": []}
-    if old_status == "unsupported" and new_status != "unsupported":
-        result["change"] = "newly_supported"
-    elif new_status == "unsupported" and old_status != "unsupported":
-        result["change"] = "newly_unsupported"
-    elif new_status in divergent and old_status not in divergent:
-        result["change"] = "newly_failing"
-    elif old_status in divergent and new_status not in divergent:
-        result["change"] = "newly_passing"
     worst_ulp = worst_abs = worst_ratio = 0.0
     any_ulp = any_ratio = False
     identical = True
+    transitions: dict = {}
     for index, (example, old, new) in enumerate(zip(examples, old_examples, new_examples)):
         changed = False
         if old.get("status") != new.get("status"):
             changed = True
-            result["notes"].append(f"example {index}: {old.get('status')} -> {new.get('status')}")
+            key = f"{old.get('status')} -> {new.get('status')}"
+            transitions[key] = transitions.get(key, 0) + 1
         elif old.get("status") == "ok":
             olds, news = old.get("outputs") or [], new.get("outputs") or []
             if len(olds) != len(news):
@@ -585,6 +605,8 @@ def classify(op, floatx: str, examples: list, old_status: str, old_examples: lis
         if changed:
             identical = False
             result["changed_examples"] += 1
+    for key, count in transitions.items():
+        result["notes"].append(f"{count} example{'s' if count > 1 else ''} {key}")
     if len(old_examples) != len(new_examples):
         identical = False
         result["notes"].append(f"{len(old_examples)} examples in the baseline, "
@@ -598,23 +620,32 @@ def classify(op, floatx: str, examples: list, old_status: str, old_examples: lis
     if not _value_tolerance(op.tolerance) and not identical:
         result["notes"].append("tolerance does not bound values (backward error / statistics): "
                                "judged by the verdict")
-    if result["change"] is None:
-        if identical and old_status == new_status:
-            result["change"] = "unchanged"
-        elif _worse(new_status, old_status):
-            result["change"] = "beyond"
-            result["notes"].append(f"verdict {old_status} -> {new_status}")
-        elif (_value_tolerance(op.tolerance) and any_ratio and worst_ratio > 1.0):
-            result["change"] = "beyond"
-        else:
-            result["change"] = "within"
+    divergent = compare.DIVERGENT | {"broken"}
+    beyond = _value_tolerance(op.tolerance) and any_ratio and worst_ratio > 1.0
+    if old_status == "unsupported" and new_status != "unsupported":
+        change = "newly_supported"
+    elif new_status == "unsupported" and old_status != "unsupported":
+        change = "newly_unsupported"
+    elif old_status in divergent and new_status not in divergent:
+        change = "newly_passing"
+    elif new_status in divergent and old_status not in divergent:
+        change = "beyond" if new_status in ("fail", "nan") and beyond else "newly_failing"
+    elif identical and old_status == new_status:
+        change = "unchanged"
+    elif _worse(new_status, old_status) or beyond:
+        change = "beyond"
+    else:
+        change = "within"
+    if change in ("beyond", "newly_failing", "newly_passing") and old_status != new_status:
+        result["notes"].insert(0, f"verdict {old_status} -> {new_status}")
+    result["change"] = change
     return result
 
 
 def _package_map(freeze: dict | None) -> dict:
     packages = {}
     for line in (freeze or {}).get("packages") or []:
-        for separator in ("==", " @ ", "==="):
+        for separator in ("===", "==", " @ "):
             if separator in line:
                 name, version = line.split(separator, 1)
                 packages[name.strip().lower().replace("_", "-")] = version.strip()
@@ -639,7 +670,8 @@ def version_changes(old: dict, new: dict) -> dict:
                 change["info"].append({"key": key, "old": info_old.get(key),
                                        "new": info_new.get(key)})
         for key in ("interpreter", "backend", "flavor"):
-            if before.get(key) != after.get(key):
+            if before.get(key) != after.get(key) and not any(
+                    c["key"] == key for c in change["info"]):
                 change["info"].append({"key": key, "old": before.get(key), "new": after.get(key)})
         env_old = (before.get("environment") or {}).get("digest")
         env_new = (after.get("environment") or {}).get("digest")
@@ -668,7 +700,7 @@ def version_changes(old: dict, new: dict) -> dict:
 def compare_baseline(path: Path, targets: dict, pythons: dict, specs: dict, out: Path, *,
                      wanted: list[str] | None = None, op_patterns: list[str] | None = None,
                      missing: list | None = None, log=_log, argv: list | None = None,
-                     render_report: bool = True) -> dict:
+                     render_report: bool = True, registry: list | None = None) -> dict:
     """Replay a baseline's corpus today; write OUT/comparison.json, results and report."""
     from conformance.engine import Engine, RunSettings
     from conformance.pool import Pool
@@ -677,7 +709,8 @@ def compare_baseline(path: Path, targets: dict, pythons: dict, specs: dict, out:
     manifest = read_manifest(path)
     out = Path(out)
     started = time.time()
-    base_targets = list(manifest["targets"])
+    ran = {e["target"] for e in manifest["entries"]}
+    base_targets = [t for t in manifest["targets"] if t in ran]
     chosen = wanted or base_targets
     not_in_baseline = [t for t in chosen if t not in base_targets]
     if not_in_baseline:
@@ -717,11 +750,11 @@ def compare_baseline(path: Path, targets: dict, pythons: dict, specs: dict, out:
     result = Replay()
     if runnable and cases:
         with Pool(runnable, pythons, out / "workers") as pool:
-            result = replay(pool, cases, {t.id: t for t in runnable}, log=log, writer=writer)
+            result = replay(pool, cases, {t.id: t for t in runnable}, log=log, writer=writer,
+                            registry=registry)
     writer.write("run", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                          "duration_s": round(time.time() - started, 1), "cases_done": len(cases)})
-    writer.close()
-    shutil.rmtree(out / "workers", ignore_errors=True)
+    writer.close()  # OUT/workers keeps the worker logs, as `conformance run` does
 
     engine = Engine(None, RunSettings(seed=0, max_examples=0, shrink_calls=0))
     stored_entries = {(e["op"], e["target"], e["floatx"]): e for e in manifest["entries"]}
@@ -940,6 +973,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from conformance import known
+
     all_targets, specs, probe = _load_targets(args)
     path = resolve(args.baseline, Path(args.dir or default_dir(_project(args))))
     wanted = _split(args.targets)
@@ -948,15 +983,17 @@ def cmd_compare(args) -> int:
     except BaselineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    chosen = wanted or list(manifest["targets"])
-    known = [all_targets[t] for t in chosen if t in all_targets]
-    pythons, missing = probe.resolve_interpreters(known, specs)
+    ran = {e["target"] for e in manifest["entries"]}
+    chosen = wanted or [t for t in manifest["targets"] if t in ran]
+    configured = [all_targets[t] for t in chosen if t in all_targets]
+    pythons, missing = probe.resolve_interpreters(configured, specs)
     out = Path(args.out or Path("reports") / time.strftime(
         f"compare-{_safe(manifest['name'])}-%Y%m%d-%H%M%S"))
     try:
         comparison = compare_baseline(path, all_targets, pythons, specs, out, wanted=wanted,
                                       op_patterns=_split(args.ops), missing=missing,
-                                      render_report=not args.no_report)
+                                      render_report=not args.no_report,
+                                      registry=known.load(_project(args) / "known_divergences.toml"))
     except (BaselineError, corpus.CorpusError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -986,7 +1023,7 @@ def print_comparison(comparison: dict, out: Path | None = None) -> None:
         if entry["change"] in ("within", "beyond"):
             drift_text = (f" drift {_fmt(entry.get('drift_ulp'))} ulp, "
                           f"{_fmt(entry.get('drift_ratio'))}x tolerance")
-        notes = "; ".join(entry.get("notes") or [])
+        notes = "; ".join(n for n in entry.get("notes") or [] if not n.startswith("verdict "))
         print(f"  {LABELS[entry['change']]:<25} {entry['op']:<24} {entry['target']:<18} "
               f"{entry['floatx']:<8} {old} -> {new}{drift_text}"
               + (f"  ({notes[:120]})" if notes else ""))

@@ -141,9 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(handler=cmd_check_config)
 
-    from conformance import runcli, validate
+    from conformance import baseline, runcli, validate
     runcli.add_commands(commands)
     validate.add_command(commands)
+    baseline.add_command(commands)
     return parser
 
 

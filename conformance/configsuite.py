@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,7 +262,8 @@ def scenario_precedence(run: TargetRun) -> list[dict]:
         settings = _section(run.probe("json-backend", "settings"), "settings")
         records.append(rec(check, "pass" if settings.get("backend") == target.backend else "fail",
                            {"backend()": target.backend}, {"backend()": settings.get("backend")},
-                           f"KERAS_BACKEND unset; keras.json says \"backend\": \"{target.backend}\""))
+                           "KERAS_BACKEND unset; keras.json says "
+                           f"\"backend\": \"{target.backend}\""))
     except SetupFailed as exc:
         records.append(rec(check, "error", None, "worker did not start or answer",
                            _first_lines(exc)))
@@ -288,19 +290,21 @@ def scenario_precedence(run: TargetRun) -> list[dict]:
     return records
 
 
-def _keras_files(folder: Path, skip: Path | None = None) -> list[str]:
-    """keras.json files and .keras folders under `folder` (not under `skip`)."""
+def _keras_files(folder: Path) -> list[str]:
+    """keras.json files and .keras folders under a setup's folder, outside the worker's
+    KERAS_HOME folders (keras-home-*, one per start)."""
     found = []
-    for path in folder.rglob("*"):
-        if skip is not None and (path == skip or skip in path.parents):
-            continue
-        if path.name in ("keras.json", ".keras"):
-            found.append(str(path.relative_to(folder)))
+    for root, dirs, files in os.walk(folder):  # symlinks (the worker's pythonpath) not followed
+        if Path(root) == folder:
+            dirs[:] = [d for d in dirs if not d.startswith("keras-home-")]
+        found += [str((Path(root) / name).relative_to(folder)) for name in dirs + files
+                  if name in ("keras.json", ".keras")]
     return sorted(found)
 
 
 def _missing_json_checks(run: TargetRun, rec) -> list[dict]:
-    created, outside = "precedence/missing-keras.json-created", "precedence/keras.json-written-only-in-KERAS_HOME"
+    created = "precedence/missing-keras.json-created"
+    outside = "precedence/keras.json-written-only-in-KERAS_HOME"
     try:
         worker = run.worker("missing")
         settings = _section(run.probe("missing", "settings", "files"), "settings")
@@ -328,7 +332,7 @@ def _missing_json_checks(run: TargetRun, rec) -> list[dict]:
                    "before applying KERAS_BACKEND, so it names the default backend "
                    "\"tensorflow\" whatever KERAS_BACKEND says")]
     sandbox = run.homes["missing"]
-    stray = _keras_files(run.setup_dir("missing"), skip=home)
+    stray = _keras_files(run.setup_dir("missing"))
     other_files = sorted(str(p.relative_to(sandbox)) for p in sandbox.iterdir())
     records.append(rec(
         outside, "pass" if not stray else "fail", {"keras files outside KERAS_HOME": []},
@@ -371,7 +375,8 @@ def scenario_floatx(run: TargetRun, floatxs=FLOATX) -> list[dict]:
         expected = {"floatx()": floatx, **{n: floatx for n in names}}
         observed = {"floatx()": settings.get("floatx"),
                     **{n: _dtype_text(dtypes[n]) for n in names}}
-        how = "; ".join(f"{n}: {dtypes[n].get('how')}" for n in names if isinstance(dtypes[n], dict))
+        how = "; ".join(f"{n}: {dtypes[n].get('how')}" for n in names
+                        if isinstance(dtypes[n], dict))
         extra = dtypes.get("python_floats")
         if isinstance(extra, dict):
             how += (f". For information: {extra.get('how')} gives {_dtype_text(extra)} "
@@ -423,41 +428,36 @@ def _invalid_check(target: Target, rec, setter: str, value: str, entry: dict) ->
     check = f"invalid/{setter}"
     if "unsupported" in entry:
         return rec(check, "unsupported", detail=entry["unsupported"])
-    flavor = target.flavor if target.flavor in INVALID else "keras3"
-    rule = INVALID[flavor][setter]
-    if target.flavor == "ops-module":
-        rule = ("ValueError", "")
-    raised = entry.get("raised")
-    observed = {"raises": raised.get("type") if raised else None,
-                "message": raised.get("message") if raised else None,
-                "value after": entry.get("after")}
-    unchanged = entry.get("after") == entry.get("before")
-    if rule is None:
+    if target.flavor in INVALID:
+        rule, source = INVALID[target.flavor][setter], INVALID_SOURCES[target.flavor]
+    else:  # a plugin that has the setter: any ValueError, as Keras raises
+        rule, source = ("ValueError", ""), "a ValueError, as Keras raises"
+    raised = entry.get("raised") or None
+    before, after = entry.get("before"), entry.get("after")
+    observed = {"raises": raised.get("type") if raised else None, "value after": after}
+    if raised:
+        observed["message"] = raised.get("message")
+    if rule is None:  # the reference accepts the value and stores it
         expected = {"raises": None, "value after": value}
         ok = raised is None
-        observed = {"raises": observed["raises"], "value after": entry.get("after")}
-        if raised:
-            observed["message"] = raised.get("message")
     else:
         kind, words = rule
-        expected = {"raises": kind, "message contains": words,
-                    "value after": entry.get("before")}
-        ok = bool(raised) and raised.get("type") == kind and words in str(raised.get("message"))
-        ok = ok and unchanged
-    return rec(check, "pass" if ok else "fail", expected, observed,
-               f"{setter}({value!r}); reference: "
-               f"{INVALID_SOURCES.get(flavor, 'any error')}"
-               + ("" if unchanged or rule is None else
-                  f"; the invalid value was stored ({entry.get('after')!r}) and is undone by the probe"))
+        expected = {"raises": kind, "message contains": words, "value after": before}
+        ok = (raised is not None and raised.get("type") == kind
+              and words in str(raised.get("message")) and after == before)
+    detail = f"{setter}({value!r}); reference: {source}"
+    if after != before:
+        detail += f"; the value was stored ({after!r}); the probe put {before!r} back"
+    return rec(check, "pass" if ok else "fail", expected, observed, detail)
 
 
 # -- real ops through `call` ---------------------------------------------------------------------
 def _calls(target: Target) -> dict:
     """Function names and keyword style of the flavor."""
     if target.flavor == "keras2":
-        return {"bce": "keras.backend.binary_crossentropy", "normalize": "keras.backend.l2_normalize",
-                "conv": "keras.backend.conv2d", "max_pool": "keras.backend.pool2d",
-                "avg_pool": "keras.backend.pool2d"}
+        return {"bce": "keras.backend.binary_crossentropy",
+                "normalize": "keras.backend.l2_normalize", "conv": "keras.backend.conv2d",
+                "max_pool": "keras.backend.pool2d", "avg_pool": "keras.backend.pool2d"}
     return {"bce": "keras.ops.binary_crossentropy", "normalize": "keras.ops.normalize",
             "conv": "keras.ops.conv", "max_pool": "keras.ops.max_pool",
             "avg_pool": "keras.ops.average_pool"}
@@ -597,8 +597,9 @@ def scenario_epsilon(run: TargetRun) -> list[dict]:
             status = "fail"
         else:
             status = "pass"
-        if len(values) == 2 and all(v is not None for v in values) and values[0].shape == values[1].shape:
-            observed["runs differ"] = bool(np.any(values[0] != values[1]))
+        first, second = values if len(values) == 2 else (None, None)
+        if first is not None and second is not None and first.shape == second.shape:
+            observed["runs differ"] = bool(np.any(first != second))
         expected["runs differ"] = True
         records.append(rec(status, expected, observed,
                            f"{text}. Runs: keras.json epsilon {runs[0][1]:g} (default worker) and "
@@ -676,7 +677,8 @@ def scenario_image_data_format(run: TargetRun) -> list[dict]:
                    "worker's keras.json, channels_first from the json-read worker's"))
 
     records = []
-    for check, fn, args_last, args_first, kwargs, ref, bound, setup_last, setup_first, text in checks:
+    for (check, fn, args_last, args_first, kwargs, ref, bound, setup_last, setup_first,
+         text) in checks:
         rec = lambda *a, **kw: make_record(target.id, "image_data_format", check, *a, **kw)
         try:
             params = [1] if len(args_last) == 2 else []  # the conv kernel

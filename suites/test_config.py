@@ -40,7 +40,7 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("config_case", cases, ids=[f"{t}-{s}" for t, s in cases])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # these tests run first and together: workers end with them
 def config_suite(conformance):
     pythons, _ = resolve_interpreters(conformance.targets, conformance.specs)
     suite = configsuite.ConfigSuite(

@@ -43,8 +43,9 @@ def fake_keras(tmp_path, defects=(), target_id="fake-keras3"):
                                      ("HOME", str(home))))
 
 
-def run(target, tmp_path, scenarios=configsuite.SCENARIOS, **options):
-    return configsuite.run_target(target, target.python, tmp_path / "work", scenarios, **options)
+def run(target, tmp_path, scenarios=configsuite.SCENARIOS, python=None, **options):
+    return configsuite.run_target(target, python or target.python, tmp_path / "work", scenarios,
+                                  **options)
 
 
 def by_check(records):
@@ -117,7 +118,8 @@ def test_epsilon_runs_are_compared_with_their_own_reference(tmp_path):
     checks = by_check(run(fake_keras(tmp_path), tmp_path, ["epsilon"]))
     bce = checks["epsilon/binary_crossentropy"]
     assert bce["observed"]["runs differ"] is True
-    assert bce["expected"]["epsilon 1e-07"][0] == pytest.approx(-np.log(float(np.float32(1e-7))), rel=1e-6)
+    assert bce["expected"]["epsilon 1e-07"][0] == pytest.approx(
+        -np.log(float(np.float32(1e-7))), rel=1e-6)
     assert bce["expected"]["epsilon 0.001"][0] == pytest.approx(-np.log(1e-3), rel=1e-6)
     fixed = by_check(run(fake_keras(tmp_path, ["epsilon_fixed"]), tmp_path / "b", ["epsilon"]))
     assert fixed["epsilon/l2_normalize"]["observed"]["runs differ"] is False
@@ -135,12 +137,14 @@ def test_bce_reference_clips_with_floatx_bounds():
 
 
 def test_normalize_reference_follows_each_flavor_formula():
-    x = np.array([[3e-8, 4e-8]])
-    assert configsuite.normalize_reference(x, 1e-7, "keras3") == pytest.approx(x / 1e-7)
-    assert configsuite.normalize_reference(x, 1e-7, "keras2") == pytest.approx(x / np.sqrt(1e-7))
+    x = np.array([[3e-8, 4e-8]])  # ||x|| = 5e-8 < eps, sum x^2 = 2.5e-15 < eps
+    np.testing.assert_allclose(configsuite.normalize_reference(x, 1e-7, "keras3"), x / 1e-7)
+    np.testing.assert_allclose(configsuite.normalize_reference(x, 1e-7, "keras2"),
+                               x / np.sqrt(1e-7))
     big = np.array([[3.0, 4.0]])
     for flavor in ("keras2", "keras3"):
-        assert configsuite.normalize_reference(big, 1e-7, flavor) == pytest.approx([[0.6, 0.8]])
+        np.testing.assert_allclose(configsuite.normalize_reference(big, 1e-7, flavor),
+                                   [[0.6, 0.8]])
 
 
 def test_conv_reference_is_a_cross_correlation():
@@ -264,8 +268,8 @@ def test_keras3_numpy(tmp_path):
     """Everything holds except floatx float64: Keras 3's type promotion maps 64-bit to
     32-bit ("aligned with JAX"), so on NumPy a Variable's value and op results on float64
     tensors come back float32 (Keras 3.15.1)."""
-    provisioned_python("keras3")
-    records = run(targets.BUILTIN_TARGETS["keras3-numpy"], tmp_path)
+    records = run(targets.BUILTIN_TARGETS["keras3-numpy"], tmp_path,
+                  python=provisioned_python("keras3"))
     assert {r["check"] for r in records} == CHECKS
     assert not_passing(records) == {"floatx/float64"}
     observed = by_check(records)["floatx/float64"]["observed"]
@@ -273,9 +277,8 @@ def test_keras3_numpy(tmp_path):
 
 
 def test_keras3_jax_float64_is_reported_as_float32(tmp_path):
-    provisioned_python("keras3")
     records = run(targets.BUILTIN_TARGETS["keras3-jax"], tmp_path, ["floatx"],
-                  floatx=("float64",))
+                  python=provisioned_python("keras3"), floatx=("float64",))
     (record,) = records
     assert record["check"] == "floatx/float64" and record["status"] == "fail"
     assert record["observed"]["floatx()"] == "float64"
@@ -284,8 +287,8 @@ def test_keras3_jax_float64_is_reported_as_float32(tmp_path):
 
 
 def test_keras2_theano_the_keras2_reference_passes_every_check(tmp_path):
-    provisioned_python("keras2")
-    records = run(targets.BUILTIN_TARGETS["keras2-theano"], tmp_path)
+    records = run(targets.BUILTIN_TARGETS["keras2-theano"], tmp_path,
+                  python=provisioned_python("keras2"))
     assert {r["check"] for r in records} == CHECKS
     assert not_passing(records) == set()
     checks = by_check(records)

@@ -5,7 +5,6 @@ import numpy as np
 
 from keras import ops
 from keras.src.backend import config
-from keras.src.backend.config import DEFECTS
 
 __version__ = "3.0.0-fake"
 
