@@ -37,11 +37,12 @@ class Adapter(object):
         self.K = self.keras.backend
         self.compiled = {}
         # Theano placeholders carry only a rank (Keras 2 gives every dim
-        # broadcastable=False whatever the shape), so its graph is the same for every
-        # shape of a rank: compile once per rank, since each compile costs seconds.
-        # Other backends build shape-specialised graphs (CNTK cannot reshape unknown
-        # dims), so they get static shapes: the graph a fixed-shape model builds.
-        self.static_shapes = self.K.backend() != "theano"
+        # broadcastable=False whatever the shape), and TF1 runs the same kernels for
+        # known and unknown dims, so both compile once per rank instead of once per
+        # shape (a Theano compile costs seconds, a TF1 graph + first session run ~0.1 s).
+        # A function that needs static shapes (int_shape) is retried with them. CNTK
+        # and external backends get static shapes: CNTK cannot reshape unknown dims.
+        self.static_shapes = self.K.backend() not in ("theano", "tensorflow")
         # CNTK cannot make 0-d placeholders ("creating placeholder with 0 dimension is
         # not supported"): a scalar input enters its graph as a constant instead.
         self.bakes_scalars = self.K.backend() == "cntk"
