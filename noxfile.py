@@ -1,8 +1,14 @@
-"""nox sessions: `nox -s conformance` (the main job) and `nox -s tests` (the harness's tests).
+"""nox sessions: `nox -s conformance` (the main job), `nox -s tests` (the harness's tests)
+and `nox -s upgrade` (what changes numerically when one package is upgraded).
 
 Arguments after `--` pass through to `conformance run`, e.g.
 `nox -s conformance -- --profile smoke --targets keras3-numpy,keras3-jax`.
 """
+import json
+import re
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests"]
@@ -26,3 +32,71 @@ def tests(session):
     # The Python 3.6 worker test needs the legacy environment; build it if 3.6 exists.
     session.run("conformance", "envs", "sync", "keras2", "keras3", success_codes=[0, 1])
     session.run("pytest", *session.posargs)
+
+
+UPGRADE_USAGE = """usage: nox -s upgrade -- OLD NEW [--envs E1,E2] [--out DIR] [baseline save options]
+  OLD, NEW   two pins of one package, e.g. tensorflow-cpu==2.20.0 tensorflow-cpu==2.21.0
+  --envs     re-pin only these environments (default: every one that installs the package)
+  --out      folder for the generated projects, baseline and report
+             (default: reports/upgrade-OLD-to-NEW)
+  other options go to `conformance baseline save`: --targets, --ops, --floatx, --examples"""
+
+
+@nox.session(python="3.11")
+def upgrade(session):
+    """What an upgrade changes: `nox -s upgrade -- OLD NEW`, fails when something regressed.
+
+    Builds the environments that install the package with the old and with the new pin,
+    records a baseline with the old, replays it with the new and writes the report."""
+    args = list(session.posargs)
+    if len(args) < 2 or any(a.startswith("-") for a in args[:2]):
+        session.error(UPGRADE_USAGE)
+    before, after, options = args[0], args[1], args[2:]
+    only_envs = _pop_option(options, "--envs")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{before}-to-{after}")
+    out = Path(_pop_option(options, "--out") or Path("reports") / f"upgrade-{slug}")
+    session.install("-e", ".")
+
+    package = re.split(r"[\s\[<>=!~;]", before, maxsplit=1)[0]
+    session.log(f"[1/5] finding the environments and targets that install {package}")
+    plan_args = ["upgrade-plan", before, after, "--out", str(out)]
+    session.run("python", "-m", "conformance.targets", *plan_args,
+                *(["--envs", only_envs] if only_envs else []))
+    plan = json.loads((out / "plan.json").read_text())
+    env_names = list(plan["envs"])
+    old, new = (["--project", plan["projects"][side]] for side in ("before", "after"))
+
+    session.log(f"[2/5] building {', '.join(env_names)} with {before}")
+    session.run("conformance", *old, "envs", "sync", *env_names)
+    session.log(f"[3/5] building {', '.join(env_names)} with {after}")
+    session.run("conformance", *new, "envs", "sync", *env_names)
+
+    session.log(f"[4/5] baseline with {before}")
+    if not any(o == "--targets" or o.startswith("--targets=") for o in options):
+        options += ["--targets", ",".join(plan["targets"])]
+    baselines, report = out / "baselines", out / "report"
+    session.run("conformance", *old, "baseline", "save", "before", "--dir", str(baselines),
+                "--force", *options)
+
+    session.log(f"[5/5] replaying it with {after}")
+    shutil.rmtree(report, ignore_errors=True)  # results.jsonl is appended to
+    session.run("conformance", *new, "compare", "before", "--dir", str(baselines),
+                "--out", str(report), success_codes=[0, 1])
+    comparison = json.loads((report / "comparison.json").read_text())
+    where = f"report {report / 'index.html'}, details {report / 'comparison.json'}"
+    if comparison["regressions"]:
+        session.error(f"{before} -> {after}: {comparison['regressions']} regression(s); {where}")
+    session.log(f"{before} -> {after}: no regression; {where}")
+
+
+def _pop_option(options, name):
+    """Remove `NAME VALUE` or `NAME=VALUE` from the list; return VALUE (None if absent)."""
+    for i, option in enumerate(options):
+        if option == name and i + 1 < len(options):
+            value = options[i + 1]
+            del options[i:i + 2]
+            return value
+        if option.startswith(name + "="):
+            del options[i]
+            return option.split("=", 1)[1]
+    return None

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 
@@ -25,11 +26,21 @@ class EnvSpec:
     requirements: tuple[str, ...]
     bootstrap: tuple[str, ...] = ()  # installed first (old pips cannot read new wheels)
     description: str = ""
+    # installed last with `pip install --no-deps`: packages whose declared dependencies
+    # name a distribution we replace (tf-keras requires `tensorflow`; we give it
+    # `tensorflow-cpu`, which provides the same `tensorflow` module)
+    no_deps: tuple[str, ...] = ()
 
     @property
     def digest(self) -> str:
-        payload = json.dumps([self.python, self.bootstrap, self.requirements])
-        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+        parts = [self.python, self.bootstrap, self.requirements]
+        if self.no_deps:  # only when used: existing environments keep their folder
+            parts.append(self.no_deps)
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:12]
+
+    def pins(self) -> tuple[str, ...]:
+        """Every requirement the environment installs (bootstrap excluded)."""
+        return self.requirements + self.no_deps
 
 
 BUILTIN_ENVS = {
@@ -50,7 +61,82 @@ BUILTIN_ENVS = {
                       "numpy<1.19", "h5py<3", "scipy<1.6"),
         description="Keras 2.3.1 with TensorFlow 1.15, Theano 1.0.5 and CNTK 2.7",
     ),
+    "tfkeras": EnvSpec(
+        name="tfkeras",
+        python="3.11",
+        # tf-keras 2.21.0 declares `tensorflow>=2.21,<2.22`: the full `tensorflow`
+        # distribution, a separate large download that our local wheel index lacks. The
+        # same `tensorflow` module comes with tensorflow-cpu 2.21.0, which the keras3
+        # environment already uses and the local index holds, so tensorflow-cpu is
+        # installed normally and tf-keras with --no-deps (tensorflow is its only
+        # dependency). Verified: K.placeholder / K.function work once the adapter turns
+        # eager execution off.
+        requirements=("tensorflow-cpu==2.21.0", "numpy<2.5"),
+        no_deps=("tf-keras==2.21.0",),
+        description="The Keras 2 API on today's TensorFlow: tf-keras 2.21 on tensorflow-cpu 2.21",
+    ),
 }
+
+# -- requirements: which environment installs a project, with another pin ----------
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[[^\]]*\])?(.*)$")
+
+
+def _split_requirement(requirement: str) -> tuple[str, str, str]:
+    """'jax[cpu]==0.10.2' -> ('jax', '[cpu]', '==0.10.2')."""
+    match = _REQUIREMENT.match(requirement)
+    if not match:
+        raise EnvError(f"{requirement!r} is not a requirement (expected e.g. numpy==2.3.5)")
+    name, extras, rest = match.groups()
+    return name, extras or "", rest.strip()
+
+
+def project_name(requirement: str) -> str:
+    """The normalised (PEP 503) project name: 'TensorFlow_CPU==2.20' -> 'tensorflow-cpu'."""
+    return re.sub(r"[-_.]+", "-", _split_requirement(requirement)[0]).lower()
+
+
+def installs(spec: EnvSpec, requirement: str) -> bool:
+    """Whether the environment pins the project that `requirement` names."""
+    wanted = project_name(requirement)
+    return any(project_name(r) == wanted for r in spec.pins())
+
+
+def with_requirement(spec: EnvSpec, requirement: str) -> EnvSpec:
+    """`spec` with its requirement on the same project replaced by `requirement`.
+
+    Names compare normalised (tensorflow_cpu == TensorFlow-CPU) and the environment's
+    spelling is kept, so re-pinning today's version gives today's spec (and digest)
+    back. Extras of the old requirement stay when the new one names none
+    (`jax==0.10.3` in an environment with `jax[cpu]==0.10.2` gives `jax[cpu]==0.10.3`).
+    Any other pin has another digest: it builds (and caches) its own environment beside
+    the original."""
+    wanted = project_name(requirement)
+    _, new_extras, new_rest = _split_requirement(requirement)
+
+    def swap(pins: tuple[str, ...]) -> tuple[str, ...]:
+        swapped = []
+        for pin in pins:
+            if project_name(pin) == wanted:
+                name, extras, _ = _split_requirement(pin)
+                pin = name + (new_extras or extras) + new_rest
+            swapped.append(pin)
+        return tuple(swapped)
+
+    if not installs(spec, requirement):
+        raise EnvError(f"environment {spec.name!r} has no requirement on {wanted!r}; it "
+                       f"installs {', '.join(spec.pins())}")
+    return replace(spec, requirements=swap(spec.requirements), no_deps=swap(spec.no_deps))
+
+
+def containing(specs, requirement: str) -> list[EnvSpec]:
+    """The environments (of `specs`) that pin the project `requirement` names."""
+    return [spec for spec in specs if installs(spec, requirement)]
+
+
+def describe(specs) -> str:
+    """One line per environment: name, python, what it installs (for error messages)."""
+    return "\n".join(f"  {s.name} (python {s.python}): {', '.join(s.pins())}" for s in specs)
+
 
 # Environment variables that name a base interpreter explicitly.
 PYTHON_OVERRIDE_VARS = {"3.6": "CONFORMANCE_PYTHON36", "3.11": "CONFORMANCE_PYTHON311"}
@@ -133,6 +219,9 @@ def sync(spec: EnvSpec, log=print) -> Path:
         _check(pip + list(spec.bootstrap), spec)
     log(f"{spec.name}: pip install {' '.join(spec.requirements)} (minutes on a new machine)")
     _check(pip + list(spec.requirements), spec)
+    if spec.no_deps:
+        log(f"{spec.name}: pip install --no-deps {' '.join(spec.no_deps)}")
+        _check(pip + ["--no-deps"] + list(spec.no_deps), spec)
     # The marker is written last: its presence means the build finished.
     (target / "conformance-env.json").write_text(json.dumps(asdict(spec), indent=2))
     log(f"{spec.name}: ready ({target})")
@@ -151,7 +240,7 @@ def listing(specs) -> list[dict]:
     for spec in specs:
         rows.append({"name": spec.name, "python": spec.python, "digest": spec.digest,
                      "path": str(env_dir(spec)), "provisioned": is_provisioned(spec),
-                     "requirements": list(spec.requirements)})
+                     "requirements": list(spec.requirements), "no_deps": list(spec.no_deps)})
     return rows
 
 

@@ -111,7 +111,10 @@ def cmd_run(args, extra_targets: dict | None = None) -> int:
 
 
 def _unexpected(summary: dict) -> list[dict]:
-    return [r for r in summary["results"] if r["status"] in compare.DIVERGENT]
+    """Divergent op results and failed configuration checks the registry doesn't know."""
+    ops = [r for r in summary["results"] if r["status"] in compare.DIVERGENT]
+    config = [c for c in summary.get("config", []) if c["status"] in ("fail", "error")]
+    return ops + config
 
 
 def _print_summary(summary: dict, out: Path) -> None:
@@ -126,12 +129,13 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"{target:<20}" + "".join(f"{counter.get(s, 0):>12}" for s in statuses))
     broken = {t["id"]: t for t in summary["targets"] if t.get("status") != "ready"}
     for target in broken.values():
-        print(f"{target['id']}: {target['status']}: {str(target.get('reason', '')).splitlines()[0:1]}"
-              f" (fix: {target.get('fix')})")
+        reason = (str(target.get("reason") or "").splitlines() or [""])[0]
+        print(f"{target['id']}: {target['status']}: {reason} (fix: {target.get('fix')})")
     unexpected = _unexpected(summary)
     print(f"\n{len(unexpected)} unexpected divergences; results in {out}")
     for result in sorted(unexpected, key=lambda r: -float(r.get("worst_ratio") or 0))[:25]:
-        print(f"  {result['op']:<28} {result['target']:<18} {result['floatx']:<8} "
+        print(f"  {result.get('op', result.get('check')):<28} {result['target']:<18} "
+              f"{result.get('floatx', ''):<8} "
               f"{result['status']:<8} {str(result.get('message', ''))[:90]}")
     run = summary.get("run", {})
     print(f"seed {run.get('seed')} (rerun with --seed {run.get('seed')} to reproduce)")

@@ -286,12 +286,30 @@ def test_keras3_jax_float64_is_reported_as_float32(tmp_path):
     assert record["observed"]["variable"] == "float32 (declared float64)"
 
 
-def test_keras2_theano_the_keras2_reference_passes_every_check(tmp_path):
-    records = run(targets.BUILTIN_TARGETS["keras2-theano"], tmp_path,
+def test_keras2_tensorflow(tmp_path):
+    """Keras 2.3.1 on TensorFlow 1.15 delegates epsilon and the losses to tf.keras:
+    set_epsilon('x') is stored without a word, binary_crossentropy adds epsilon again
+    after clipping (-log(2e-7) = 15.42 at p = 0), and l2_normalize uses TensorFlow's own
+    1e-12 instead of Keras' epsilon. Everything else holds."""
+    records = run(targets.BUILTIN_TARGETS["keras2-tensorflow"], tmp_path,
                   python=provisioned_python("keras2"))
     assert {r["check"] for r in records} == CHECKS
+    assert not_passing(records) == {"invalid/set_epsilon", "epsilon/binary_crossentropy",
+                                    "epsilon/l2_normalize"}
+    checks = by_check(records)
+    assert checks["invalid/set_epsilon"]["observed"] == {"raises": None, "value after": "x"}
+    assert checks["epsilon/binary_crossentropy"]["observed"]["epsilon 1e-07"][0] == (
+        pytest.approx(-np.log(2e-7), rel=1e-5))
+    assert checks["epsilon/l2_normalize"]["observed"]["runs differ"] is False
+    assert checks["precedence/using-line"]["observed"] == {
+        "stderr during import keras": "Using TensorFlow backend."}
+
+
+def test_keras2_theano_raises_the_keras2_reference_errors(tmp_path):
+    """Theano uses keras/backend/common.py's setters, the Keras 2 reference."""
+    records = run(targets.BUILTIN_TARGETS["keras2-theano"], tmp_path, ["runtime"],
+                  python=provisioned_python("keras2"))
     assert not_passing(records) == set()
     checks = by_check(records)
-    assert checks["precedence/using-line"]["observed"] == {
-        "stderr during import keras": "Using Theano backend."}
     assert checks["invalid/set_epsilon"]["observed"]["raises"] == "ValueError"
+    assert checks["invalid/set_floatx"]["observed"]["message"] == "Unknown floatx type: float8"

@@ -4,6 +4,13 @@ Arrays become placeholders of the same rank and dtype; ``K.function`` is compile
 once per signature (fn, ranks, dtypes, static arguments) and reused, so the cost of
 building a graph (Theano's C compile, CNTK's and TF1's graph construction) is paid
 once per signature, not per example.
+
+The Keras 2 package is ``keras`` unless the worker is given another (``--module`` or
+the environment variable ``CONFORMANCE_KERAS_MODULE``): ``tf_keras`` is the Keras 2
+backend API on TensorFlow 2. Requests keep their ``keras.backend.*`` /
+``keras.losses.*`` / ``keras.activations.*`` paths and are rewritten to that package.
+TensorFlow 2 runs eagerly, where ``K.placeholder`` and ``K.function`` do not work, so
+for ``tf_keras`` eager execution is switched off before the import (``info`` says so).
 """
 import json
 import os
@@ -15,6 +22,18 @@ from conformance import adapters
 from conformance.adapters import Unsupported
 
 _LIBRARY = {"tensorflow": "tensorflow", "theano": "theano", "cntk": "cntk"}
+MODULE_VAR = "CONFORMANCE_KERAS_MODULE"
+# Keras 2 packages that run on TensorFlow 2 and need its graph mode
+_GRAPH_MODE_PACKAGES = ("tf_keras",)
+
+
+def _force_graph_mode():
+    """Switch TensorFlow 2 from eager to graph execution; returns what was done."""
+    tf, log = adapters.import_capturing_stderr("tensorflow")
+    if not tf.executing_eagerly():
+        return None, log
+    tf.compat.v1.disable_eager_execution()
+    return "tf.compat.v1.disable_eager_execution() before import", log
 
 
 def _signature(fn_name, args, kwargs):
@@ -33,7 +52,12 @@ class Adapter(object):
     Unsupported = Unsupported
 
     def __init__(self, module=None):
-        self.keras, self.import_log = adapters.import_capturing_stderr("keras")
+        self.package = module or os.environ.get(MODULE_VAR) or "keras"
+        self.graph_mode, tf_log = None, ""
+        if self.package in _GRAPH_MODE_PACKAGES:
+            self.graph_mode, tf_log = _force_graph_mode()
+        self.keras, self.import_log = adapters.import_capturing_stderr(self.package)
+        self.import_log = tf_log + self.import_log
         self.K = self.keras.backend
         self.compiled = {}
         # Theano placeholders carry only a rank (Keras 2 gives every dim
@@ -63,17 +87,27 @@ class Adapter(object):
             "image_data_format": self.K.image_data_format(),
             "keras_home": os.environ.get("KERAS_HOME"),
         })
+        if self.package != "keras":
+            info["keras_package"] = self.package
+        if self.graph_mode:
+            info["graph_mode"] = self.graph_mode
         if backend == "theano":
             import theano
             info["theano_blas"] = theano.config.blas.ldflags or "(none: slow fallbacks)"
         return info
+
+    def _path(self, fn_name):
+        """keras.backend.exp -> tf_keras.backend.exp when the package is tf_keras."""
+        if self.package != "keras" and fn_name.startswith("keras."):
+            return self.package + fn_name[len("keras"):]
+        return fn_name
 
     def _compile(self, fn_name, args, kwargs, static, params):
         """K.function over placeholders and variables.
 
         Returns (function, indices of fed arrays, [(index, variable)] of parameters).
         """
-        fn = adapters.resolve(fn_name)
+        fn = adapters.resolve(self._path(fn_name))
         kwargs = adapters.as_tuples(kwargs)
         inputs, fed, variables, position = [], [], [], [0]
 
