@@ -54,7 +54,8 @@ def upgrade(session):
     before, after, options = args[0], args[1], args[2:]
     only_envs = _pop_option(options, "--envs")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{before}-to-{after}")
-    out = Path(_pop_option(options, "--out") or Path("reports") / f"upgrade-{slug}")
+    # absolute: workers run in their own folder and find the harness through these paths
+    out = Path(_pop_option(options, "--out") or Path("reports") / f"upgrade-{slug}").resolve()
     session.install("-e", ".")
 
     package = re.split(r"[\s\[<>=!~;]", before, maxsplit=1)[0]
@@ -77,12 +78,22 @@ def upgrade(session):
     baselines, report = out / "baselines", out / "report"
     session.run("conformance", *old, "baseline", "save", "before", "--dir", str(baselines),
                 "--force", *options)
+    manifest = json.loads((baselines / "before" / "manifest.json").read_text())
+    broken = _broken_targets(manifest["entries"])
+    ran = {e["target"] for e in manifest["entries"]} - set(broken)
+    for target, reason in broken.items():
+        session.warn(f"{target} did not run with {before}: {reason}")
+    if not ran:
+        session.error(f"no target ran with {before}: nothing to compare (reasons above)")
 
     session.log(f"[5/5] replaying it with {after}")
     shutil.rmtree(report, ignore_errors=True)  # results.jsonl is appended to
     session.run("conformance", *new, "compare", "before", "--dir", str(baselines),
                 "--out", str(report), success_codes=[0, 1])
     comparison = json.loads((report / "comparison.json").read_text())
+    today = [{"target": e["target"], **(e.get("new") or {})} for e in comparison["entries"]]
+    for target, reason in _broken_targets(today).items():
+        session.warn(f"{target} did not run with {after}: {reason}")
     where = f"report {report / 'index.html'}, details {report / 'comparison.json'}"
     if comparison["regressions"]:
         session.error(f"{before} -> {after}: {comparison['regressions']} regression(s); {where}")
@@ -100,3 +111,13 @@ def _pop_option(options, name):
             del options[i]
             return option.split("=", 1)[1]
     return None
+
+
+def _broken_targets(entries):
+    """{target: last line of the reason} for targets whose every entry is `broken`."""
+    statuses, reasons = {}, {}
+    for entry in entries:
+        statuses.setdefault(entry["target"], set()).add(entry.get("status"))
+        lines = (entry.get("message") or "").strip().splitlines()
+        reasons.setdefault(entry["target"], lines[-1] if lines else "")
+    return {target: reasons[target] for target, seen in statuses.items() if seen == {"broken"}}

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import example as hypothesis_example
 from hypothesis.errors import HypothesisException
 
-from conformance import compare, known, overrides
+from conformance import compare, corpus, known, overrides
 from conformance.catalog import Context, Op
 from conformance.tolerance import floor, ulp
 
@@ -32,6 +33,7 @@ PROFILES = {  # examples explored per (op, floatx); shrink budget in backend cal
     "thorough": {"max_examples": 200, "shrink_calls": 400},
 }
 INLINE_LIMIT = 64  # arrays up to this many elements are stored whole in the JSON record
+MAX_SAVED = 8  # counterexamples kept per (op, floatx) in the example database
 
 
 @dataclass
@@ -41,6 +43,8 @@ class RunSettings:
     shrink_calls: int
     registry: list = field(default_factory=list)
     out_dir: Path | None = None
+    # Minimal counterexamples are kept here and replayed first by the next run.
+    example_db: Path | None = None
 
 
 class _Reproduced(Exception):
@@ -138,9 +142,6 @@ class Engine:
         pairs = {}
         started = time.perf_counter()
 
-        @_settings(self.run.max_examples, [Phase.generate])
-        @seed(op_seed(self.run.seed, op, floatx))
-        @given(op.inputs(floatx))
         def explore(example):
             replies, refs = self._fan_out(op, example, active, contexts)
             with self._clock("compare"):
@@ -154,6 +155,11 @@ class Engine:
             with self._clock("pairwise"):
                 self._pairwise(op, floatx, example, active, replies, refs, pairs)
 
+        explore = given(op.inputs(floatx))(explore)
+        for saved in self._saved_examples(op, floatx):  # past counterexamples go first
+            explore = hypothesis_example(saved)(explore)
+        explore = seed(op_seed(self.run.seed, op, floatx))(explore)
+        explore = _settings(self.run.max_examples, [Phase.explicit, Phase.generate])(explore)
         with self._clock("explore"):
             explore()
         elapsed = time.perf_counter() - started
@@ -273,8 +279,28 @@ class Engine:
         except (_Reproduced, HypothesisException, BaseExceptionGroup):
             pass  # the last reproduction recorded is the smallest hypothesis found
         found = state["last"] or aggregate.first_failure
+        self._remember(op, floatx, found["example"])
         return self._counterexample(op, floatx, target, found, active, contexts,
                                     shrunk=state["last"] is not None, calls=state["calls"])
+
+    def _saved_examples(self, op, floatx) -> list[dict]:
+        db = self.run.example_db
+        if db is None or not (Path(db) / f"{corpus.file_stem(op.name, floatx)}.json").exists():
+            return []
+        try:
+            return corpus.load(Path(db), corpus.file_stem(op.name, floatx))
+        except corpus.CorpusError:
+            return []  # a damaged database entry is skipped, never trusted
+
+    def _remember(self, op, floatx, example) -> None:
+        """Add a counterexample to the example database (the newest MAX_SAVED kept)."""
+        if self.run.example_db is None:
+            return
+        saved = self._saved_examples(op, floatx)
+        if corpus.digest([example]) in {corpus.digest([s]) for s in saved}:
+            return
+        Path(self.run.example_db).mkdir(parents=True, exist_ok=True)
+        corpus.save(Path(self.run.example_db), op.name, floatx, (saved + [example])[-MAX_SAVED:])
 
     def _counterexample(self, op, floatx, target, found, active, contexts, shrunk, calls):
         example, verdict = found["example"], found["verdict"]

@@ -1,5 +1,11 @@
 """pytest plugin: turns the op catalog into tests and runs them on the worker pool.
 
+Registered through the ``pytest11`` entry point, so backend authors can write property
+tests in their own repositories with these fixtures: ``conformance`` (the run: pool,
+engine, results store), ``case`` (one (op, floatx) of the catalog, or of their own ops
+given with ``@pytest.mark.conformance_ops(op, ...)``) and ``conformance_call`` (one
+call fanned out to every target). See examples/custom_op/.
+
 Each test file in suites/ marks its family (``pytestmark = pytest.mark.family(...)``)
 and takes the ``case`` fixture: one test per (op, floatx). A test fails only for
 *unexpected* divergences (anything in the known-divergence registry is `known`).
@@ -16,6 +22,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from conformance import __version__, catalog, compare, known, targets as targets_mod
@@ -60,21 +67,28 @@ def pytest_addoption(parser):
     group.addoption("--conformance-extra-targets", default=None,
                     help="JSON object {id: {flavor, backend, env, python, pythonpath, ...}} of "
                          "targets to add for this run (same keys as [tool.conformance.targets])")
+    group.addoption("--conformance-example-db", default=None,
+                    help="folder of saved counterexamples, replayed first by the next run "
+                         "(default: .conformance-examples beside the results folder)")
     group.addoption("--conformance-project", default=".",
                     help="folder holding pyproject.toml with [tool.conformance]")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "family(name): op family a suite file covers")
-    if config.getoption("--conformance-profile", None) is not None:
-        config.stash[_SESSION] = ConformanceSession(config)
+    config.addinivalue_line("markers", "conformance_ops(*ops): run these catalog.Op objects "
+                            "(e.g. your own custom ops) through the `case` fixture")
 
 
 _SESSION = pytest.StashKey["ConformanceSession"]()
 
 
 def session_of(config) -> "ConformanceSession":
-    """The run's ConformanceSession, for suites that parametrize from its options."""
+    """The run's ConformanceSession, created on first use: the plugin is registered in
+    every pytest run where the package is installed (entry point pytest11) and must cost
+    nothing in test suites that never ask for it."""
+    if _SESSION not in config.stash:
+        config.stash[_SESSION] = ConformanceSession(config)
     return config.stash[_SESSION]
 
 
@@ -111,10 +125,12 @@ class ConformanceSession:
         self.registry = known.load(Path(known_path))
         out = option("--conformance-out") or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S")
         self.out_dir = Path(out)
+        example_db = option("--conformance-example-db") or (
+            self.out_dir.resolve().parent / ".conformance-examples")
         self.settings = RunSettings(
             seed=self.seed, registry=self.registry, out_dir=self.out_dir,
             max_examples=option("--conformance-max-examples") or profile["max_examples"],
-            shrink_calls=profile["shrink_calls"])
+            shrink_calls=profile["shrink_calls"], example_db=Path(example_db))
         self.writer: ResultsWriter | None = None
         self.pool: Pool | None = None
         self.engine: Engine | None = None
@@ -131,7 +147,14 @@ class ConformanceSession:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
             "max_examples": self.settings.max_examples, "floatx": self.floatx,
             "argv": sys.argv, "targets": [t.id for t in self.targets], "ops": self.total,
-            "shard": "/".join(map(str, self.shard)) if self.shard else None})
+            "shard": "/".join(map(str, self.shard)) if self.shard else None,
+            "hypothesis": {"version": hypothesis.__version__,
+                           "max_examples": self.settings.max_examples,
+                           "shrink_calls": self.settings.shrink_calls,
+                           "phases": ["explicit", "generate", "shrink (divergent targets)"],
+                           "deadline": None, "derandomize": False,
+                           "seed_per_case": "crc32('<seed>/<op>/<floatx>')",
+                           "example_db": str(self.settings.example_db)}})
         pythons, missing = resolve_interpreters(self.targets, self.specs)
         for status in missing:
             for floatx in self.floatx:
@@ -184,6 +207,25 @@ class ConformanceSession:
             self.writer.write("target", record)
         self.say(f"  {len(infos)} targets ready in {time.time() - started:.1f}s")
 
+    def fan_out(self, fn: str, *args, floatx: str = "float32", keras2_fn: str | None = None,
+                **kwargs) -> dict[str, dict]:
+        """Call one function on every ready target with byte-identical inputs.
+
+        `fn` is the Keras 3 path (``keras.ops.exp``; ops-module plugins get its last
+        name), `keras2_fn` the Keras 2 one (targets of that flavor are skipped without
+        it). Returns {target id: reply} with ``status`` and, when ok, ``outputs``.
+        """
+        if self.writer is None:
+            self.open()
+        self.switch_floatx(floatx)
+        requests = {}
+        for target_id in self.pool.ready:
+            name = keras2_fn if self.pool.targets[target_id].flavor == "keras2" else fn
+            if name is not None:
+                requests[target_id] = {"cmd": "call", "fn": name, "args": list(args),
+                                       "kwargs": kwargs}
+        return self.pool.call(requests)
+
     def check(self, case: Case) -> list[dict]:
         self.switch_floatx(case.floatx)
         started = time.time()
@@ -229,10 +271,14 @@ def in_shard(case: Case, shard: tuple[int, int] | None) -> bool:
 def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
-    session = metafunc.config.stash[_SESSION]
-    marker = metafunc.definition.get_closest_marker("family")
-    family = marker.args[0] if marker else None
-    ops = catalog.select(catalog.all_ops(), session.op_patterns, family)
+    session = session_of(metafunc.config)
+    custom = metafunc.definition.get_closest_marker("conformance_ops")
+    if custom is not None:  # the user's own ops, declared in their test module
+        ops = catalog.select(list(custom.args), session.op_patterns)
+    else:
+        marker = metafunc.definition.get_closest_marker("family")
+        family = marker.args[0] if marker else None
+        ops = catalog.select(catalog.all_ops(), session.op_patterns, family)
     cases = [Case(op, fx) for fx in session.floatx for op in ops
              if fx in op.floatx and in_shard(Case(op, fx), session.shard)]
     metafunc.parametrize("case", cases, ids=[c.id for c in cases])
@@ -252,10 +298,17 @@ def pytest_collection_modifyitems(session, config, items):
 @pytest.fixture(scope="session")
 def conformance(request):
     """The run's ConformanceSession: pool, engine, writer (started on first use)."""
-    state = request.config.stash[_SESSION]
+    state = session_of(request.config)
     if state.writer is None:
         state.open()
     yield state
+
+
+@pytest.fixture
+def conformance_call(conformance):
+    """Fan one call out to the selected targets: ``conformance_call("keras.ops.exp", x,
+    keras2_fn="keras.backend.exp")`` -> {target id: reply}."""
+    return conformance.fan_out
 
 
 def pytest_unconfigure(config):

@@ -83,7 +83,8 @@ def cmd_run(args, extra_targets: dict | None = None) -> int:
 
     out = Path(args.out or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S"))
     suites = suites_dir()
-    pytest_args = [str(suites), "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:terminal",
+    pytest_args = [str(suites), "-o", "addopts=", "-p", "conformance.pytest_plugin",
+                   "-p", "no:cacheprovider", "-p", "no:terminal",
                    f"--rootdir={suites}", f"--conformance-out={out}",
                    f"--conformance-floatx={args.floatx}", f"--conformance-profile={args.profile}",
                    f"--conformance-project={Path(args.project).resolve()}"]

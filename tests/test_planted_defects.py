@@ -47,3 +47,26 @@ def test_each_defect_comes_with_a_shrunk_counterexample(verdicts):
         assert example["target"] == "planted"
         assert example["outputs"]["correct"]["status"] == "ok"  # every target's output
         assert example["reference"], "reference saved with the counterexample"
+
+
+def test_counterexamples_are_saved_and_replayed_first(tmp_path):
+    """The example database: a later run with a different seed and a single example
+    still hits the defect, because the saved counterexample is replayed first."""
+    from conformance.pool import Pool
+
+    planted = fake_target(module="planted_defects", target_id="planted")
+    softmax = next(op for op in catalog.all_ops() if op.name == "softmax")
+    db = tmp_path / "examples"
+    with Pool([planted], {"planted": planted.python}, tmp_path / "work") as pool:
+        pool.use_floatx("float32")
+        first = Engine(pool, RunSettings(seed=1234, max_examples=60, shrink_calls=60,
+                                         example_db=db)).check(softmax, "float32")
+        assert first[0]["status"] in compare.DIVERGENT
+        assert list(db.glob("softmax-float32.*")), "counterexample not saved"
+        replay = Engine(pool, RunSettings(seed=99, max_examples=1, shrink_calls=5,
+                                          example_db=db)).check(softmax, "float32")
+        fresh = Engine(pool, RunSettings(seed=99, max_examples=1, shrink_calls=5,
+                                         example_db=None)).check(softmax, "float32")
+    assert replay[0]["status"] == first[0]["status"]
+    assert replay[0]["examples"] == 2  # the saved example, then one drawn
+    assert fresh[0]["examples"] == 1

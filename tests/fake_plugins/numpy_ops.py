@@ -25,3 +25,7 @@ def mean(x, axis=None, keepdims=False):
 
 def max(x, axis=None, keepdims=False):
     return np.max(x, axis=axis, keepdims=keepdims)
+
+
+def softplus(x):
+    return np.logaddexp(0, x).astype(x.dtype)
