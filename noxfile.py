@@ -79,7 +79,7 @@ def upgrade(session):
     session.run("conformance", *old, "baseline", "save", "before", "--dir", str(baselines),
                 "--force", *options)
     manifest = json.loads((baselines / "before" / "manifest.json").read_text())
-    broken = _broken_targets(manifest["entries"])
+    broken = _broken_targets(manifest["entries"], manifest["targets"])
     ran = {e["target"] for e in manifest["entries"]} - set(broken)
     for target, reason in broken.items():
         session.warn(f"{target} did not run with {before}: {reason}")
@@ -113,11 +113,19 @@ def _pop_option(options, name):
     return None
 
 
-def _broken_targets(entries):
-    """{target: last line of the reason} for targets whose every entry is `broken`."""
+def _broken_targets(entries, targets=None):
+    """{target: the telling line of the reason} for targets whose every entry is
+    `broken`; `targets` (a baseline manifest's) holds the reasons untruncated."""
     statuses, reasons = {}, {}
     for entry in entries:
         statuses.setdefault(entry["target"], set()).add(entry.get("status"))
-        lines = (entry.get("message") or "").strip().splitlines()
-        reasons.setdefault(entry["target"], lines[-1] if lines else "")
+        reason = "\n".join(((targets or {}).get(entry["target"]) or {}).get("broken", {}).values())
+        reasons.setdefault(entry["target"], _telling_line(reason or entry.get("message") or ""))
     return {target: reasons[target] for target, seen in statuses.items() if seen == {"broken"}}
+
+
+def _telling_line(text):
+    """The last `SomeError: ...` line of a worker's reason, else its last line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"[\w.]*(Error|Exception)\b", line)]
+    return (errors or lines or [""])[-1]

@@ -30,7 +30,7 @@ def worker_path(workdir: Path) -> str:
     PYTHONPATH: putting the package's parent there instead would expose a checkout's
     other folders, or, once installed, the harness's whole site-packages (numpy 2 for
     Python 3.11) to target interpreters."""
-    folder = Path(workdir) / "pythonpath"
+    folder = Path(workdir).resolve() / "pythonpath"  # workers run with another cwd
     link = folder / "conformance"
     if not link.exists():
         folder.mkdir(parents=True, exist_ok=True)

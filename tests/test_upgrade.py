@@ -166,6 +166,9 @@ class FakeSession:
     def log(self, message):
         self.logs.append(message)
 
+    def warn(self, message):
+        self.logs.append(f"warning: {message}")
+
     def error(self, message):
         raise SessionFailed(message)
 
@@ -198,30 +201,46 @@ else:
     def exp(x):
         return (numpy.exp(x) * 1.01).astype(x.dtype)
 '''
+BROKEN_BEFORE = '''import numpy
+if numpy.__version__.startswith("2.3."):
+    raise ImportError("this plugin needs numpy 2.4")
+exp = numpy.exp
+'''
 
 
-def test_upgrade_session_end_to_end_finds_the_regression(tmp_path, monkeypatch):
-    """Two real environments (numpy 2.3.5 and 2.4.6), a baseline on the first, a compare
-    on the second: exp regressed beyond tolerance, sin is unchanged, the session fails."""
-    project = tmp_path / "project"
-    (project / "plugins").mkdir(parents=True)
-    (project / "plugins" / "verplug.py").write_text(PLUGIN)
-    (project / "pyproject.toml").write_text(
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One cache for the module: the two tiny environments are built once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def upgrade_project(folder: Path, plugin: str, cache: Path):
+    (folder / "plugins").mkdir(parents=True)
+    (folder / "plugins" / "verplug.py").write_text(plugin)
+    (folder / "pyproject.toml").write_text(
         '[tool.conformance.envs.tiny]\npython = "3.11"\nrequirements = ["numpy==2.3.5"]\n'
         '[tool.conformance.targets.np]\nflavor = "ops-module"\nbackend = "verplug"\n'
         'env = "tiny"\npythonpath = ["plugins"]\ntimeout_s = 60.0\n')
-    env = dict(os.environ, CONFORMANCE_CACHE=str(tmp_path / "cache"),
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    return dict(os.environ, CONFORMANCE_CACHE=str(cache),
+                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+
+
+def test_upgrade_session_end_to_end_finds_the_regression(tmp_path, monkeypatch, cache):
+    """Two real environments (numpy 2.3.5 and 2.4.6), a baseline on the first, a compare
+    on the second: exp regressed beyond tolerance, sin is unchanged, the session fails."""
+    project = tmp_path / "project"
+    env = upgrade_project(project, PLUGIN, cache)
     monkeypatch.chdir(project)
-    out = tmp_path / "out"
-    session = FakeSession(["numpy==2.3.5", "numpy==2.4.6", "--envs", "tiny", "--out", str(out),
+    out = "out"  # relative, as a user types it
+    session = FakeSession(["numpy==2.3.5", "numpy==2.4.6", "--envs", "tiny", "--out", out,
                            "--ops", "exp,sin", "--floatx", "float32", "--examples", "3"], env)
     with pytest.raises(SessionFailed, match=r"numpy==2.3.5 -> numpy==2.4.6: 1 regression"):
         load_noxfile().upgrade(session)
 
+    out = project / out
     plan = json.loads((out / "plan.json").read_text())
     assert list(plan["envs"]) == ["tiny"] and plan["targets"] == ["np"]
-    built = sorted(p.name for p in (tmp_path / "cache" / "envs").iterdir())
+    built = sorted(p.name for p in (cache / "envs").iterdir())
     assert len(built) == 2 and all(name.startswith("tiny-") for name in built)
     comparison = json.loads((out / "report" / "comparison.json").read_text())
     changes = {e["op"]: e["change"] for e in comparison["entries"]}
@@ -233,3 +252,19 @@ def test_upgrade_session_end_to_end_finds_the_regression(tmp_path, monkeypatch):
     assert manifest["targets"]["np"]["environment"]["requirements"] == ["numpy==2.3.5"]
     steps = [line for line in session.logs if line.startswith("[")]
     assert [s[:5] for s in steps] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
+    assert not any(line.startswith("warning:") for line in session.logs)
+
+
+def test_upgrade_session_refuses_a_baseline_where_nothing_ran(tmp_path, monkeypatch, cache):
+    """A target that cannot start on the old pin is reported, and with no target left
+    the session fails instead of comparing broken with broken as 'unchanged'."""
+    project = tmp_path / "project"
+    env = upgrade_project(project, BROKEN_BEFORE, cache)
+    monkeypatch.chdir(project)
+    session = FakeSession(["numpy==2.3.5", "numpy==2.4.6", "--envs", "tiny", "--out", "out",
+                           "--ops", "exp", "--floatx", "float32", "--examples", "2"], env)
+    with pytest.raises(SessionFailed, match="no target ran with numpy==2.3.5"):
+        load_noxfile().upgrade(session)
+    warnings = [line for line in session.logs if line.startswith("warning:")]
+    assert warnings and "np did not run with numpy==2.3.5" in warnings[0]
+    assert "needs numpy 2.4" in warnings[0]
