@@ -192,9 +192,16 @@ def script(result: dict, target: dict, npz: Path | None = None,
                     f"_arrays = np.load({shown!r})", ""]
 
     if flavor == "keras2":
-        short = fn[len("keras.backend."):] if fn.startswith("keras.backend.") else None
-        call_lines = ["from keras import backend as K", "",
-                      f"K.set_floatx({floatx!r})"]
+        package = info.get("keras_package") or "keras"  # tf_keras for keras2-tf-keras
+        call_lines = []
+        if info.get("graph_mode"):  # tf_keras on TF 2: K.placeholder needs graph mode
+            call_lines += ["import tensorflow as tf", "tf.compat.v1.disable_eager_execution()"]
+        call_lines += [f"from {package} import backend as K", "",
+                       f"K.set_floatx({floatx!r})"]
+        if package != "keras" and fn.startswith("keras."):
+            fn = package + fn[len("keras"):]
+        prefix = f"{package}.backend."
+        short = fn[len(prefix):] if fn.startswith(prefix) else None
         if info.get("epsilon") is not None:
             call_lines.append(f"K.set_epsilon({float(info['epsilon'])!r})")
         if short is None:
