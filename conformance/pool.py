@@ -105,10 +105,11 @@ class Worker:
     def __init__(self, target: Target, python: str, floatx: str, workdir: Path, *,
                  keras_json: dict | str | None | object = GENERATED, env: dict | None = None):
         self.target, self.python, self.floatx = target, python, floatx
-        self.workdir = workdir
+        # absolute: KERAS_HOME and the logs live here, and the worker's cwd is elsewhere
+        self.workdir = Path(workdir).resolve()
         self.keras_json, self.env_overrides = keras_json, dict(env or {})
         self.keras_home: Path | None = None  # the temporary KERAS_HOME of the last start
-        self.log_path = workdir / f"{target.id}-{floatx}.log"
+        self.log_path = self.workdir / f"{target.id}-{floatx}.log"
         self.proc: subprocess.Popen | None = None
         self.info: dict | None = None
         self.restarts = 0
@@ -257,7 +258,7 @@ class Pool:
         self.targets = {t.id: t for t in targets}
         self.pythons = pythons  # target id -> interpreter
         self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="conformance-"))
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="conformance-")).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.floatx: str | None = None
         self.workers: dict[str, Worker] = {}

@@ -80,3 +80,18 @@ def test_plugin_that_fails_to_import_marks_target_broken(make_pool):
     assert "fake" in pool.broken
     assert "No module named 'no_such_plugin_module'" in pool.broken["fake"]
     assert call(pool, "add", np.ones(1), np.ones(1))["status"] == "broken"
+
+
+def test_relative_workdir_gives_workers_absolute_paths(tmp_path, monkeypatch):
+    """Workers run with the workdir as cwd: a relative KERAS_HOME would point elsewhere."""
+    import os
+
+    from conformance.pool import Pool
+
+    monkeypatch.chdir(tmp_path)
+    target = fake_target()
+    with Pool([target], {"fake": target.python}, "relative/work") as pool:
+        info = pool.use_floatx("float32")["fake"]
+        assert os.path.isabs(info["keras_home"]), info["keras_home"]
+        assert os.path.isfile(os.path.join(info["keras_home"], "keras.json"))
+        assert call(pool, "add", np.ones(1), np.ones(1))["status"] == "ok"
