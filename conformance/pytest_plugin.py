@@ -29,6 +29,7 @@ from conformance import __version__, catalog, compare, known, targets as targets
 from conformance.engine import PROFILES, Engine, RunSettings
 from conformance.pool import Pool
 from conformance.probe import fix_for, resolve_interpreters
+from conformance import store
 from conformance.store import ResultsWriter
 
 FLOATX_ORDER = ("float32", "float64", "float16")
@@ -70,6 +71,8 @@ def pytest_addoption(parser):
     group.addoption("--conformance-example-db", default=None,
                     help="folder of saved counterexamples, replayed first by the next run "
                          "(default: .conformance-examples beside the results folder)")
+    group.addoption("--conformance-no-report", action="store_true",
+                    help="write results.jsonl and summary.json only, no HTML/JUnit report")
     group.addoption("--conformance-project", default=".",
                     help="folder holding pyproject.toml with [tool.conformance]")
 
@@ -176,6 +179,21 @@ class ConformanceSession:
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
                 "duration_s": round(finished - self.started, 1), "cases_done": self.done})
             self.writer.close()
+            self._write_outputs()
+
+    def _write_outputs(self) -> None:
+        """summary.json, index.html and junit.xml beside results.jsonl, as `conformance run`
+        gives them, also when the suites run under plain pytest."""
+        summary = store.load(self.out_dir / "results.jsonl")
+        store.write_summary(self.out_dir, summary)
+        if self.config.getoption("--conformance-no-report"):
+            return
+        try:
+            from conformance import report
+        except ImportError as exc:  # the report's libraries are optional for bare runs
+            self.say(f"report skipped: {exc}")
+            return
+        self.say(f"report: {report.render([summary], self.out_dir / 'index.html', [self.out_dir])}")
 
     def say(self, text: str) -> None:
         """Progress goes to the terminal even while pytest captures test output."""

@@ -34,6 +34,8 @@ def test_custom_op_and_fan_out_pass_on_a_correct_target(tmp_path):
         ("my_softplus", "float32", "pass"), ("my_softplus", "float64", "pass")}
     run = next(r for r in records if r["kind"] == "run" and "hypothesis" in r)
     assert run["seed"] == 3 and run["hypothesis"]["max_examples"] == 4
+    for name in ("summary.json", "index.html", "junit.xml"):  # same outputs as `conformance run`
+        assert (out / name).is_file(), name
 
 
 def test_custom_op_fails_on_a_wrong_target(tmp_path):
