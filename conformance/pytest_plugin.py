@@ -140,7 +140,7 @@ class ConformanceSession:
         self.started = time.time()
         self.done = 0
         self.total = 0
-        self.unexpected = 0
+        self.harness_errors: list[str] = []  # node ids of tests the harness itself broke
 
     # -- life cycle -----------------------------------------------------------
     def open(self) -> None:
@@ -177,7 +177,8 @@ class ConformanceSession:
             finished = time.time()
             self.writer.write("run", {
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
-                "duration_s": round(finished - self.started, 1), "cases_done": self.done})
+                "duration_s": round(finished - self.started, 1), "cases_done": self.done,
+                "harness_errors": self.harness_errors})
             self.writer.close()
             self._write_outputs()
 
@@ -327,6 +328,22 @@ def conformance_call(conformance):
     """Fan one call out to the selected targets: ``conformance_call("keras.ops.exp", x,
     keras2_fn="keras.backend.exp")`` -> {target id: reply}."""
     return conformance.fan_out
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that failed by an exception of the harness itself (not a divergence) is
+    shown at once with the end of its traceback: with the terminal reporter off
+    (`conformance run`) it would otherwise vanish without a trace."""
+    outcome = yield
+    report = outcome.get_result()
+    if (report.when != "call" or not report.failed or _SESSION not in item.config.stash
+            or call.excinfo.errisinstance(pytest.fail.Exception)):
+        return  # passed, or an unexpected divergence already in the progress line
+    session = item.config.stash[_SESSION]
+    session.harness_errors.append(item.nodeid)
+    lines = str(report.longrepr).splitlines()
+    session.say(f"HARNESS ERROR in {item.nodeid}:\n  " + "\n  ".join(lines[-12:]))
 
 
 def pytest_unconfigure(config):

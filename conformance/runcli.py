@@ -141,6 +141,10 @@ def _print_summary(summary: dict, out: Path) -> None:
               f"{result.get('floatx', ''):<8} "
               f"{result['status']:<8} {str(result.get('message', ''))[:90]}")
     run = summary.get("run", {})
+    errors = run.get("harness_errors") or []
+    if errors:
+        print(f"\n{len(errors)} case(s) broke inside the harness (see HARNESS ERROR above): "
+              + ", ".join(errors[:10]))
     print(f"seed {run.get('seed')} (rerun with --seed {run.get('seed')} to reproduce)")
 
 
