@@ -60,11 +60,14 @@ def _write_summary(out_dir: Path, summary: dict) -> Path:
 
 
 def render(summaries: list[dict], out_html: Path, results_dirs: list[Path] | None = None,
-           *, max_histograms: int = model.MAX_HISTOGRAMS, title: str | None = None) -> Path:
+           *, max_histograms: int = model.MAX_HISTOGRAMS, title: str | None = None,
+           regression: dict | None = None) -> Path:
     """Write ``out_html`` and, beside it, ``junit.xml`` and ``summary.json``.
 
     `max_histograms` caps the per-op histograms (the ops with the worst results get
     them first) so very large runs stay fast to render and small to open.
+    `regression` is the view model of a baseline comparison, shown on top when given
+    (see `conformance.report.regression.render`).
     """
     out_html = Path(out_html)
     out_dir = out_html.parent
@@ -76,7 +79,7 @@ def render(summaries: list[dict], out_html: Path, results_dirs: list[Path] | Non
     copied = context.pop("copied")
     html = _environment().get_template("report.html.j2").render(
         title=title or "Keras conformance report", version=__version__,
-        verdict_names=VERDICTS, verdict_labels=LABELS, **context)
+        verdict_names=VERDICTS, verdict_labels=LABELS, regression=regression, **context)
     tmp = out_html.with_name(out_html.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out_html)

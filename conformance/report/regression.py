@@ -10,13 +10,9 @@ writes to comparison.json. `view(comparison)` is the template context of the sec
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
-from conformance import __version__
-from conformance.report import _environment, _write_summary, junit, model
-from conformance.report.fmt import LABELS, VERDICTS, clean_text, short
-from conformance.report.merging import merge, source_dirs, strip_sources
+from conformance.report.fmt import clean_text, short
 
 # change class -> (label, css class); most alarming first (same order as the baseline's)
 CHANGES = {
@@ -113,24 +109,9 @@ def render(summary: dict, comparison: dict, out_html: Path,
            results_dirs: list[Path] | None = None, *, title: str | None = None) -> Path:
     """The report of `summary` with the regression view of `comparison` on top; writes
     junit.xml and summary.json beside it, like `conformance.report.render`."""
-    out_html = Path(out_html)
-    out_dir = out_html.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dirs = source_dirs(results_dirs, 1)
-    merged = merge([summary])
-    context = model.build(merged, dirs, out_dir, model.MAX_HISTOGRAMS)
-    copied = context.pop("copied")
+    from conformance import report
+
     name = (comparison.get("baseline") or {}).get("name")
-    html = _environment().get_template("report.html.j2").render(
-        title=title or f"Regression check against baseline {name}", version=__version__,
-        verdict_names=VERDICTS, verdict_labels=LABELS, regression=view(comparison), **context)
-    tmp = out_html.with_name(out_html.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out_html)
-    for destination, source in copied.items():
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, destination)
-    plain = strip_sources(merged)
-    junit.write(plain, out_dir / "junit.xml")
-    _write_summary(out_dir, plain)
-    return out_html
+    return report.render([summary], out_html, results_dirs,
+                         title=title or f"Regression check against baseline {name}",
+                         regression=view(comparison))
