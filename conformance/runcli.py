@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from conformance import catalog, compare, store
+from conformance import catalog, compare, store, targets as targets_mod
 from conformance.engine import PROFILES
 
 def suites_dir() -> Path:
@@ -81,6 +82,7 @@ def cmd_run(args, extra_targets: dict | None = None) -> int:
     """Run the suites; `extra_targets` adds targets for this run only (used by validate)."""
     import pytest
 
+    _check_arguments(args, extra_targets)
     out = Path(args.out or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S"))
     suites = suites_dir()
     pytest_args = [str(suites), "-o", "addopts=", "-p", "conformance.pytest_plugin",
@@ -111,6 +113,23 @@ def cmd_run(args, extra_targets: dict | None = None) -> int:
     if int(code) not in (0, 1):  # interrupted, internal error, usage error
         return int(code)
     return 1 if _unexpected(summary) else 0
+
+
+def _check_arguments(args, extra_targets: dict | None) -> None:
+    """Reject bad arguments here, with a clear message: once pytest runs with its terminal
+    reporter off, a usage error inside the plugin would only show as an exit status."""
+    config = targets_mod.load_project_config(Path(args.project))
+    if extra_targets:
+        config.setdefault("targets", {}).update(extra_targets)
+    all_targets = targets_mod.load_targets(config, Path(args.project))
+    targets_mod.select(all_targets, [t for t in (args.targets or "").split(",") if t] or None)
+    unknown = [f for f in args.floatx.split(",") if f and f not in targets_mod.FLOATX]
+    if unknown:
+        raise targets_mod.ConfigError(f"--floatx: unknown {unknown}; use {list(targets_mod.FLOATX)}")
+    shard = getattr(args, "shard", None)
+    if shard and not re.fullmatch(r"(\d+)/(\d+)", shard) or (
+            shard and not 1 <= int(shard.split("/")[0]) <= int(shard.split("/")[1])):
+        raise targets_mod.ConfigError(f"--shard {shard!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
 
 
 def _unexpected(summary: dict) -> list[dict]:
