@@ -1049,17 +1049,10 @@ def print_comparison(comparison: dict, out: Path | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m conformance.baseline save|list|compare ...` until the CLI wires it in."""
-    parser = argparse.ArgumentParser(prog="conformance")
-    parser.add_argument("--project", default=".")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_command(commands)
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except (targets_mod.ConfigError, envs.EnvError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """`python -m conformance.baseline save|list|compare ...`: the same as `conformance ...`."""
+    from conformance import cli
+
+    return cli.main(list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -186,14 +186,16 @@ class ConformanceSession:
         """summary.json, index.html and junit.xml beside results.jsonl, as `conformance run`
         gives them, also when the suites run under plain pytest."""
         summary = store.load(self.out_dir / "results.jsonl")
-        store.write_summary(self.out_dir, summary)
         if self.config.getoption("--conformance-no-report"):
+            store.write_summary(self.out_dir, summary)
             return
         try:
             from conformance import report
         except ImportError as exc:  # the report's libraries are optional for bare runs
+            store.write_summary(self.out_dir, summary)
             self.say(f"report skipped: {exc}")
             return
+        # render writes summary.json beside index.html and junit.xml
         self.say(f"report: {report.render([summary], self.out_dir / 'index.html', [self.out_dir])}")
 
     def say(self, text: str) -> None:
