@@ -45,20 +45,28 @@ def resolve_interpreters(selected: list[Target], specs: dict) -> tuple[dict, lis
     return pythons, missing
 
 
+def pool_statuses(pool: Pool, infos: dict[str, dict]) -> list[TargetStatus]:
+    """Status of every target of a started pool: ready with what the backend reports,
+    or broken with the reason its worker gave and the fix."""
+    statuses = []
+    for target in pool.targets.values():
+        python = pool.pythons.get(target.id)
+        if target.id in infos:
+            statuses.append(TargetStatus(target.id, target.flavor, target.backend, "ready",
+                                         python=python, info=infos[target.id]))
+        else:
+            reason = pool.broken.get(target.id, "")
+            statuses.append(TargetStatus(target.id, target.flavor, target.backend, "broken",
+                                         reason=reason, fix=fix_for(target, reason),
+                                         python=python))
+    return statuses
+
+
 def probe(selected: list[Target], specs: dict, floatx: str = "float32") -> list[TargetStatus]:
     """Start every runnable target in parallel and report what each backend says."""
     pythons, statuses = resolve_interpreters(selected, specs)
     runnable = [t for t in selected if t.id in pythons]
     with Pool(runnable, pythons) as pool:
-        infos = pool.use_floatx(floatx)
-        for target in runnable:
-            if target.id in infos:
-                statuses.append(TargetStatus(target.id, target.flavor, target.backend, "ready",
-                                             python=pythons[target.id], info=infos[target.id]))
-            else:
-                reason = pool.broken[target.id]
-                statuses.append(TargetStatus(target.id, target.flavor, target.backend, "broken",
-                                             reason=reason, fix=fix_for(target, reason),
-                                             python=pythons[target.id]))
+        statuses += pool_statuses(pool, pool.use_floatx(floatx))
     order = [t.id for t in selected]
     return sorted(statuses, key=lambda s: order.index(s.id))

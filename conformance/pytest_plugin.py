@@ -28,7 +28,7 @@ import pytest
 from conformance import __version__, catalog, compare, known, targets as targets_mod
 from conformance.engine import PROFILES, Engine, RunSettings
 from conformance.pool import Pool
-from conformance.probe import fix_for, resolve_interpreters
+from conformance.probe import pool_statuses, resolve_interpreters
 from conformance import store
 from conformance.store import ResultsWriter
 
@@ -215,17 +215,11 @@ class ConformanceSession:
         self.say(f"starting workers with floatx={floatx} ...")
         started = time.time()
         infos = self.pool.use_floatx(floatx)
-        for target in self.pool.targets.values():
-            python = self.pool.pythons.get(target.id)
-            record = {"id": target.id, "floatx": floatx, "flavor": target.flavor,
-                      "backend": target.backend, "python": python}
-            if target.id in infos:
-                record.update(status="ready", info=infos[target.id])
-            else:
-                reason = self.pool.broken.get(target.id, "")
-                record.update(status="broken", reason=reason, fix=fix_for(target, reason))
-                self.say(f"target {target.id} cannot run: {reason.splitlines()[0] if reason else ''}")
-            self.writer.write("target", record)
+        for status in pool_statuses(self.pool, infos):
+            if status.status != "ready":
+                first_line = (status.reason.splitlines() or [""])[0]
+                self.say(f"target {status.id} cannot run: {first_line}")
+            self.writer.write("target", {**status.as_dict(), "floatx": floatx})
         self.say(f"  {len(infos)} targets ready in {time.time() - started:.1f}s")
 
     def fan_out(self, fn: str, *args, floatx: str = "float32", keras2_fn: str | None = None,
