@@ -362,6 +362,9 @@ def add_command(commands) -> None:
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
+    # also accepted after the subcommand; SUPPRESS keeps the top-level default otherwise
+    parser.add_argument("--project", default=argparse.SUPPRESS,
+                        help="folder holding pyproject.toml")
     parser.set_defaults(handler=cmd_validate)
 
 
@@ -727,20 +730,10 @@ def _csv(value: str | None) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m conformance.validate ...` (the same as `conformance validate ...`)."""
-    parser = argparse.ArgumentParser(prog="conformance validate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--project", default=".", help="folder holding pyproject.toml")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return cmd_validate(args)
-    except targets_mod.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    """`python -m conformance.validate ...`: the same as `conformance validate ...`."""
+    from conformance import cli
+
+    return cli.main(["validate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
