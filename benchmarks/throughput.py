@@ -1,6 +1,7 @@
 """Throughput of a fixed conformance workload on every ready target.
 
     python benchmarks/throughput.py [--examples N] [--targets a,b] [--floatx float32]
+    python benchmarks/throughput.py --compare [--floatx float32,float64] ...
 
 Workload: the ops in WORKLOAD (one or two per family), seed 2026, N examples per op,
 no shrinking. Prints per target: examples/s (examples over that target's time inside
@@ -8,15 +9,23 @@ the backend), backend seconds; for the harness: seconds in generation, reference
 transport (pool call wall minus the slowest backend), comparison, pairwise and
 recording, and the harness share of wall time; for the run: wall time, worker
 startup, and CPU utilisation over the machine's cores.
+
+--compare runs the same workload twice in one invocation, each floatx in turn:
+"before" as the harness ran until issue 8 (shapes built axis by axis, a fresh worker
+per floatx, no persistent JAX compile cache, every example waiting for the slowest
+target) and "after" (shapes from strategies.SHAPE_MENU, workers switched to the next
+floatx in place, targets working through a case at their own pace, JAX's persistent
+cache in a fresh folder, so the figure is a first run's, not a warm cache's).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import resource
+import tempfile
 import time
 
-from conformance import catalog, envs, targets as targets_mod
+from conformance import catalog, envs, strategies, targets as targets_mod
 from conformance.engine import Engine, RunSettings
 from conformance.pool import Pool
 from conformance.probe import resolve_interpreters
@@ -36,7 +45,10 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=20)
     parser.add_argument("--targets", help="comma-separated target ids (default: all ready)")
-    parser.add_argument("--floatx", default="float32")
+    parser.add_argument("--floatx", default="float32",
+                        help="comma-separated; each floatx runs the workload in turn")
+    parser.add_argument("--compare", action="store_true",
+                        help="run 'before' (issue 8) and 'after' side by side")
     options = parser.parse_args()
 
     selected = targets_mod.select(targets_mod.BUILTIN_TARGETS,
@@ -44,25 +56,44 @@ def main() -> None:
     pythons, missing = resolve_interpreters(selected, envs.BUILTIN_ENVS)
     for status in missing:
         print(f"skipping {status.id}: {status.reason} ({status.fix})")
+    runnable = [t for t in selected if t.id in pythons]
     ops = [op for op in catalog.all_ops() if op.name in WORKLOAD]
+    floatxs = options.floatx.split(",")
+    variants = ["before", "after"] if options.compare else ["current"]
+    for variant in variants:
+        print(f"\n=== {variant}")
+        with tempfile.TemporaryDirectory(prefix="jax-cache-") as jax_cache:
+            measure(variant, runnable, pythons, ops, floatxs, options, jax_cache)
+
+
+def measure(variant, runnable, pythons, ops, floatxs, options, jax_cache) -> None:
     cpu_before, wall_before = cpu_seconds(), time.perf_counter()
-    with Pool([t for t in selected if t.id in pythons], pythons) as pool:
-        startup_started = time.perf_counter()
-        pool.use_floatx(options.floatx)
-        startup = time.perf_counter() - startup_started
+    reuse = variant != "before"
+    with Pool(runnable, pythons) as pool:
+        pool.switch_in_place = reuse
+        if variant == "before":
+            pool.worker_env = {"JAX_COMPILATION_CACHE_DIR": None}
+        elif variant == "after":
+            pool.worker_env = {"JAX_COMPILATION_CACHE_DIR": jax_cache}
         engine = Engine(pool, RunSettings(seed=2026, max_examples=options.examples,
-                                          shrink_calls=0))
-        work_started = time.perf_counter()
-        for op in ops:
-            engine.check(op, options.floatx)
-        work = time.perf_counter() - work_started
+                                          shrink_calls=0, reuse_shapes=reuse,
+                                          pipelined=reuse))
+        startups, work = [], 0.0
+        for floatx in floatxs:
+            started = time.perf_counter()
+            pool.use_floatx(floatx)
+            startups.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            for op in ops:
+                engine.check(op, floatx)
+            work += time.perf_counter() - started
         ready = pool.ready
     wall = time.perf_counter() - wall_before
     cpu = cpu_seconds() - cpu_before
-    report(engine.timings, ready, ops, options, work, startup, wall, cpu)
+    report(engine.timings, ready, ops, options, work, startups, wall, cpu)
 
 
-def report(timings, ready, ops, options, work, startup, wall, cpu) -> None:
+def report(timings, ready, ops, options, work, startups, wall, cpu) -> None:
     examples = timings["examples"]
     print(f"workload: {len(ops)} ops x {options.examples} examples at {options.floatx} "
           f"on {len(ready)} targets ({examples} examples each)")
@@ -72,9 +103,8 @@ def report(timings, ready, ops, options, work, startup, wall, cpu) -> None:
         print(f"{target_id:<20}{examples / backend if backend else float('inf'):>12.1f}"
               f"{backend:>12.2f}")
     slowest = timings["slowest_backend"]
-    inside = sum(timings[k] for k in ("reference", "call", "compare", "pairwise"))
     phases = {
-        "generation": timings["explore"] - inside,
+        "generation": timings["explore"],  # hypothesis drawing the examples
         "reference": timings["reference"],
         "transport": timings["call"] - slowest,  # call wall beyond the slowest backend
         "comparison": timings["compare"],
@@ -87,7 +117,8 @@ def report(timings, ready, ops, options, work, startup, wall, cpu) -> None:
           f"(harness {harness:.2f} s of {work:.2f} s; waiting on the slowest backend "
           f"{slowest:.2f} s; worker restarts and shrinking excluded)")
     cores = os.cpu_count() or 1
-    print(f"run wall {wall:.1f} s (worker startup {startup:.1f} s), CPU {cpu:.1f} s, "
+    startup = " + ".join(f"{s:.1f}" for s in startups)
+    print(f"run wall {wall:.1f} s (worker startup per floatx {startup} s), CPU {cpu:.1f} s, "
           f"utilisation {cpu / (wall * cores):.0%} of {cores} cores")
 
 

@@ -1,9 +1,9 @@
 """The engine: one op at one floatx, every target, hypothesis-driven.
 
-1. Explore: hypothesis draws examples (in the parent); each example goes, with
-   byte-identical inputs, to every ready target at once; the float64 reference is
-   computed once per example. The explore test never fails, so one target's
-   divergence never reduces what the others are tested on.
+1. Explore: hypothesis draws the case's examples (in the parent); they go, with
+   byte-identical inputs, to every ready target, each target working through them at
+   its own pace; the float64 reference is computed once per example. Exploration
+   never fails, so one target's divergence never reduces what the others are tested on.
 2. Shrink: for each divergent (op, target), a second hypothesis search on that target
    alone, with the same seed, looks for the same verdict and shrinks it to a minimal
    counterexample. Every target's outputs on that minimal input are then recorded.
@@ -23,14 +23,17 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import example as hypothesis_example
 from hypothesis.errors import HypothesisException
 
-from conformance import compare, corpus, known, overrides
+from conformance import compare, corpus, known, overrides, strategies
 from conformance.catalog import Context, Op
 from conformance.tolerance import floor, ulp
 
-PROFILES = {  # examples explored per (op, floatx); shrink budget in backend calls
-    "smoke": {"max_examples": 4, "shrink_calls": 25},
-    "default": {"max_examples": 25, "shrink_calls": 100},
-    "thorough": {"max_examples": 200, "shrink_calls": 400},
+# examples explored per (op, floatx); shrink budget in backend calls; whether shapes
+# come from the short menu in strategies.SHAPE_MENU (fast: shapes are reused and JAX
+# compiles per shape) or are built axis by axis (thorough: more distinct shapes)
+PROFILES = {
+    "smoke": {"max_examples": 4, "shrink_calls": 25, "reuse_shapes": True},
+    "default": {"max_examples": 25, "shrink_calls": 100, "reuse_shapes": True},
+    "thorough": {"max_examples": 200, "shrink_calls": 400, "reuse_shapes": False},
 }
 INLINE_LIMIT = 64  # arrays up to this many elements are stored whole in the JSON record
 MAX_SAVED = 8  # counterexamples kept per (op, floatx) in the example database
@@ -45,6 +48,8 @@ class RunSettings:
     out_dir: Path | None = None
     # Minimal counterexamples are kept here and replayed first by the next run.
     example_db: Path | None = None
+    reuse_shapes: bool = True  # see strategies.SHAPE_MENU
+    pipelined: bool = True  # targets work through a case's examples at their own pace
 
 
 class _Reproduced(Exception):
@@ -107,7 +112,7 @@ class Engine:
         self.run = run
         self.writer = writer
         # Seconds per harness phase (benchmarks/throughput.py reads these):
-        # explore = whole exploration; generation = explore minus the phases inside it.
+        # explore = hypothesis drawing the examples; call = all targets answering them.
         self.timings = Counter()
 
     @contextmanager
@@ -121,6 +126,7 @@ class Engine:
     # -- one (op, floatx) ---------------------------------------------------
     def check(self, op: Op, floatx: str) -> list[dict]:
         """Run one op at one floatx on every ready target; write and return the records."""
+        strategies.reuse_shapes(self.run.reuse_shapes)
         targets = [self.pool.targets[tid] for tid in self.pool.ready]
         records = []
         active = []
@@ -141,9 +147,13 @@ class Engine:
         aggregates = {t.id: compare.Aggregate() for t in active}
         pairs = {}
         started = time.perf_counter()
-
-        def explore(example):
-            replies, refs = self._fan_out(op, example, active, contexts)
+        with self._clock("explore"):
+            examples = self._draw_examples(op, floatx)
+        # every target works through all examples at its own pace (Pool.call_many)
+        replies_by_target, refs_by_example = self._fan_out_many(op, examples, active, contexts)
+        for index, example in enumerate(examples):
+            replies = {tid: replies[index] for tid, replies in replies_by_target.items()}
+            refs = refs_by_example[index]
             with self._clock("compare"):
                 for target in active:
                     verdict = self._judge(op, target, floatx, example, replies[target.id],
@@ -154,14 +164,6 @@ class Engine:
                         aggregate.first_failure = {"example": example, "verdict": verdict}
             with self._clock("pairwise"):
                 self._pairwise(op, floatx, example, active, replies, refs, pairs)
-
-        explore = given(op.inputs(floatx))(explore)
-        for saved in self._saved_examples(op, floatx):  # past counterexamples go first
-            explore = hypothesis_example(saved)(explore)
-        explore = seed(op_seed(self.run.seed, op, floatx))(explore)
-        explore = _settings(self.run.max_examples, [Phase.explicit, Phase.generate])(explore)
-        with self._clock("explore"):
-            explore()
         elapsed = time.perf_counter() - started
         self.timings["examples"] += aggregates[active[0].id].examples
         records = []
@@ -181,6 +183,52 @@ class Engine:
         self._write("pairwise", {"op": op.name, "family": op.family, "floatx": floatx,
                                  "pairs": pairs})
         return records
+
+    def _draw_examples(self, op, floatx) -> list[dict]:
+        """The examples hypothesis generates for this case: saved counterexamples first,
+        then max_examples draws from the op's strategy, all fixed by the case's seed.
+        Exploration never fails a test, so nothing that the backends answer can change
+        what is drawn: drawing first and calling after gives the same examples."""
+        examples = []
+
+        def collect(example):
+            examples.append(example)
+
+        collect = given(op.inputs(floatx))(collect)
+        for saved in self._saved_examples(op, floatx):
+            collect = hypothesis_example(saved)(collect)
+        collect = seed(op_seed(self.run.seed, op, floatx))(collect)
+        _settings(self.run.max_examples, [Phase.explicit, Phase.generate])(collect)()
+        return examples
+
+    def _fan_out_many(self, op, examples, active, contexts):
+        """All examples to every target; one reference per (example, distinct epsilon)."""
+        refs_by_example = []
+        with self._clock("reference"):
+            for example in examples:
+                by_ctx, refs = {}, {}
+                for target in active:
+                    ctx = contexts[target.id]
+                    if ctx not in by_ctx:
+                        by_ctx[ctx] = op.references(example, ctx)
+                    refs[target.id] = by_ctx[ctx]
+                refs_by_example.append(refs)
+        with self._clock("call"):
+            requests = {t.id: [op.call_for(t.flavor).request(e) for e in examples]
+                        for t in active}
+            if self.run.pipelined:
+                replies = self.pool.call_many(requests)
+            else:  # lock-step, as before issue 8: each example waits for the slowest target
+                answered = [self.pool.call({tid: batch[i] for tid, batch in requests.items()})
+                            for i in range(len(examples))]
+                replies = {tid: [a[tid] for a in answered] for tid in requests}
+        totals = {tid: sum(r.get("backend_s", 0.0) for r in batch)
+                  for tid, batch in replies.items()}
+        for target_id, total in totals.items():
+            self.timings[f"backend:{target_id}"] += total
+        # the targets ran side by side: the call wall beyond the slowest total is transport
+        self.timings["slowest_backend"] += max(totals.values(), default=0.0)
+        return replies, refs_by_example
 
     # -- pieces ---------------------------------------------------------------
     def _epsilon(self, target_id: str) -> float:

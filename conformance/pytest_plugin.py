@@ -9,7 +9,7 @@ call fanned out to every target). See examples/custom_op/.
 Each test file in suites/ marks its family (``pytestmark = pytest.mark.family(...)``)
 and takes the ``case`` fixture: one test per (op, floatx). A test fails only for
 *unexpected* divergences (anything in the known-divergence registry is `known`).
-Tests are ordered by floatx, so each target's workers start once per floatx.
+Tests are ordered by floatx: workers start once and switch floatx between groups.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import json
 import random
 import sys
 import time
+import traceback
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +134,8 @@ class ConformanceSession:
         self.settings = RunSettings(
             seed=self.seed, registry=self.registry, out_dir=self.out_dir,
             max_examples=option("--conformance-max-examples") or profile["max_examples"],
-            shrink_calls=profile["shrink_calls"], example_db=Path(example_db))
+            shrink_calls=profile["shrink_calls"], example_db=Path(example_db),
+            reuse_shapes=profile["reuse_shapes"])
         self.writer: ResultsWriter | None = None
         self.pool: Pool | None = None
         self.engine: Engine | None = None
@@ -198,6 +200,13 @@ class ConformanceSession:
         # render writes summary.json beside index.html and junit.xml
         self.say(f"report: {report.render([summary], self.out_dir / 'index.html', [self.out_dir])}")
 
+    def harness_error(self, where: str, trace: str, retried: bool) -> None:
+        lines = trace.rstrip().splitlines()[-12:]
+        self.harness_errors.append({"case": where, "retried": retried,
+                                    "traceback": "\n".join(lines)})
+        then = "; trying the case once more" if retried else ""
+        self.say(f"HARNESS ERROR in {where}{then}:\n  " + "\n  ".join(lines))
+
     def say(self, text: str) -> None:
         """Progress goes to the terminal even while pytest captures test output."""
         capture = self.config.pluginmanager.get_plugin("capturemanager")
@@ -212,7 +221,8 @@ class ConformanceSession:
     def switch_floatx(self, floatx: str) -> None:
         if self.pool.floatx == floatx:
             return
-        self.say(f"starting workers with floatx={floatx} ...")
+        first = self.pool.floatx is None
+        self.say(f"{'starting workers' if first else 'switching workers to'} floatx={floatx} ...")
         started = time.time()
         infos = self.pool.use_floatx(floatx)
         for status in pool_statuses(self.pool, infos):
@@ -244,7 +254,15 @@ class ConformanceSession:
     def check(self, case: Case) -> list[dict]:
         self.switch_floatx(case.floatx)
         started = time.time()
-        records = self.engine.check(case.op, case.floatx)
+        try:
+            records = self.engine.check(case.op, case.floatx)
+        except Exception:
+            # A bug of the harness itself: said at once with its traceback and kept in
+            # the run record; the case is tried once more so that a passing fault
+            # (a worker restart racing a reply, say) does not lose it. A second
+            # failure fails the test and is reported the same way.
+            self.harness_error(case.id, traceback.format_exc(), retried=True)
+            records = self.engine.check(case.op, case.floatx)
         self.done += 1
         self._progress(case, records, time.time() - started)
         return records
@@ -300,7 +318,7 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Group by floatx so each target's workers start once per floatx."""
+    """Group by floatx so each target's workers switch floatx at most twice."""
     def case_of(item):
         case = item.callspec.params.get("case") if hasattr(item, "callspec") else None
         return case if isinstance(case, Case) else None  # empty families have no Case
@@ -336,10 +354,7 @@ def pytest_runtest_makereport(item, call):
     if (report.when != "call" or not report.failed or _SESSION not in item.config.stash
             or call.excinfo.errisinstance(pytest.fail.Exception)):
         return  # passed, or an unexpected divergence already in the progress line
-    session = item.config.stash[_SESSION]
-    session.harness_errors.append(item.nodeid)
-    lines = str(report.longrepr).splitlines()
-    session.say(f"HARNESS ERROR in {item.nodeid}:\n  " + "\n  ".join(lines[-12:]))
+    item.config.stash[_SESSION].harness_error(item.nodeid, str(report.longrepr), retried=False)
 
 
 def pytest_unconfigure(config):

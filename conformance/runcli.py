@@ -160,11 +160,24 @@ def _print_summary(summary: dict, out: Path) -> None:
               f"{result.get('floatx', ''):<8} "
               f"{result['status']:<8} {str(result.get('message', ''))[:90]}")
     run = summary.get("run", {})
-    errors = run.get("harness_errors") or []
-    if errors:
-        print(f"\n{len(errors)} case(s) broke inside the harness (see HARNESS ERROR above): "
-              + ", ".join(errors[:10]))
+    _print_harness_errors(run.get("harness_errors") or [])
     print(f"seed {run.get('seed')} (rerun with --seed {run.get('seed')} to reproduce)")
+
+
+def _print_harness_errors(errors: list) -> None:
+    """Repeated at the end, where CI logs are read: what broke inside the harness."""
+    if not errors:
+        return
+    lost = [e for e in errors if not isinstance(e, dict) or not e.get("retried")]
+    print(f"\n{len(errors)} harness error(s), {len(lost)} case(s) lost to them "
+          f"(the others passed when tried again):")
+    for error in errors[:10]:
+        if not isinstance(error, dict):  # results of older harness versions
+            print(f"  {error}")
+            continue
+        print(f"  {error['case']}{' (tried again)' if error.get('retried') else ''}:")
+        for line in error.get("traceback", "").splitlines()[-6:]:
+            print(f"    {line}")
 
 
 def cmd_report(args) -> int:

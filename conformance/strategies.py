@@ -11,9 +11,31 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 WIDTH = {"float16": 16, "float32": 32, "float64": 64}
-# A small menu of side lengths: shrinks to 1, and keeps the set of distinct shapes
-# small (JAX and graph backends compile once per shape).
+# Side lengths for shapes built axis by axis (shrinks to 1).
 SIDES = (1, 2, 3, 4, 5, 8)
+# Shapes come from a short menu per rank instead of being built axis by axis: JAX
+# compiles every primitive for every new shape (50-500 ms each on 2 cores; 0.1-1 ms
+# for a shape it has seen), so a few shapes reused across examples and ops cost a
+# fraction of fresh ones. Each rank keeps size-1 axes (broadcasting, squeezing),
+# unequal sides, and 8 for callers allowing it; the first entry, the smallest, is
+# where hypothesis shrinks to. A shape the menu cannot give (min_side > 1 on some
+# ranks) is built axis by axis, as it is everywhere with reuse off (the thorough
+# profile: more shapes, more compiles).
+SHAPE_MENU = {
+    0: [()],
+    1: [(1,), (3,), (5,), (8,)],
+    2: [(1, 1), (2, 3), (4, 1), (1, 5), (3, 8)],
+    3: [(1, 1, 1), (2, 3, 4), (2, 1, 3), (3, 4, 1), (1, 5, 2)],
+    4: [(1, 1, 1, 1), (2, 3, 1, 4), (1, 2, 3, 2), (2, 2, 2, 3)],
+    5: [(1, 1, 1, 1, 1), (2, 1, 3, 2, 2), (1, 2, 2, 3, 1)],
+}
+_reuse_shapes = True
+
+
+def reuse_shapes(enabled: bool) -> None:
+    """Draw shapes from SHAPE_MENU (True) or axis by axis from SIDES (False)."""
+    global _reuse_shapes
+    _reuse_shapes = enabled
 SMALL_SCALE = 1e-3  # near-zero draws span this fraction of the range
 
 
@@ -54,7 +76,15 @@ def side(max_side: int = 8, min_side: int = 1):
 
 def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 5):
     return st.integers(min_dims, max_dims).flatmap(
-        lambda n: st.tuples(*[side(max_side, min_side)] * n))
+        lambda n: _shapes_of_rank(n, min_side, max_side))
+
+
+def _shapes_of_rank(ndim: int, min_side: int, max_side: int):
+    fitting = [s for s in SHAPE_MENU.get(ndim, ())
+               if all(min_side <= d <= max_side for d in s)]
+    if _reuse_shapes and fitting:
+        return st.sampled_from(fitting)
+    return st.tuples(*[side(max_side, min_side)] * ndim)
 
 
 def arrays(floatx: str, shape, lo: float = -10.0, hi: float = 10.0, **float_options):
@@ -79,9 +109,19 @@ def axis_for(ndim: int, allow_none: bool = True, negative: bool = True):
 
 def broadcast_shapes(num: int = 2, min_dims: int = 0, max_dims: int = 3, max_side: int = 4):
     """`num` mutually broadcastable shapes (input shapes only)."""
-    return hnp.mutually_broadcastable_shapes(num_shapes=num, min_dims=min_dims,
-                                             max_dims=max_dims, max_side=max_side).map(
-        lambda result: result.input_shapes)
+    if not _reuse_shapes:
+        return hnp.mutually_broadcastable_shapes(
+            num_shapes=num, min_dims=min_dims, max_dims=max_dims, max_side=max_side).map(
+            lambda result: result.input_shapes)
+    return shapes(min_dims, max_dims, max_side=max_side).flatmap(
+        lambda full: st.tuples(*[st.sampled_from(_broadcast_variants(full))] * num))
+
+
+def _broadcast_variants(full: tuple) -> list[tuple]:
+    """Shapes that broadcast to `full`: itself first (where shrinking goes), then with
+    the leading axis dropped, with the leading axis 1, the last axis alone, a scalar."""
+    variants = [full, full[1:], (1,) + full[1:], full[-1:], ()]
+    return list(dict.fromkeys(v for v in variants if len(v) <= len(full)))
 
 
 @st.composite

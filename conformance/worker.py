@@ -9,7 +9,9 @@ so it can never corrupt the protocol.
 
 Requests (``cmd``): ``ping``, ``info``, ``call`` (``fn``, ``args``, ``kwargs``,
 ``params``: indices of array leaves that are model parameters),
-``config`` (optional ``sections``: see ``conformance.adapters.configprobe``), ``exit``.
+``config`` (optional ``sections``: see ``conformance.adapters.configprobe``),
+``floatx`` (switch floatx at runtime, answered with ``info``; ``unsupported`` when
+the adapter cannot, and the pool then restarts the worker instead), ``exit``.
 Replies always carry ``status``: ``ok``, ``unsupported`` or ``error``.
 """
 import argparse
@@ -60,6 +62,12 @@ def handle(adapter, request):
     if cmd == "ping":
         return {"status": "ok", "echo": request.get("payload")}
     if cmd == "info":
+        return dict(adapter.info(), status="ok")
+    if cmd == "floatx":
+        try:
+            adapter.set_floatx(request["floatx"])
+        except (adapter.Unsupported, AttributeError) as exc:
+            return {"status": "unsupported", "message": str(exc)[:2000]}
         return dict(adapter.info(), status="ok")
     if cmd == "config":
         from conformance.adapters import configprobe

@@ -96,6 +96,13 @@ class Adapter(object):
             info["theano_blas"] = theano.config.blas.ldflags or "(none: slow fallbacks)"
         return info
 
+    def set_floatx(self, floatx):
+        self.K.set_floatx(floatx)
+        # Compiled graphs may hold floatx constants (epsilon, casts): build them again,
+        # on a fresh TF1 graph (a graph that keeps growing slows every session run).
+        self.compiled = {}
+        self.K.clear_session()
+
     def _path(self, fn_name):
         """keras.backend.exp -> tf_keras.backend.exp when the package is tf_keras."""
         if self.package != "keras" and fn_name.startswith("keras."):

@@ -34,6 +34,9 @@ class Adapter(object):
         })
         return info
 
+    def set_floatx(self, floatx):
+        self.keras.config.set_floatx(floatx)
+
     def call(self, fn_name, args, kwargs, params=()):  # eager: params are plain inputs
         fn = adapters.resolve(fn_name)
         kwargs = adapters.as_tuples(kwargs)

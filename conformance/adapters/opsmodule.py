@@ -31,6 +31,12 @@ class Adapter(object):
         })
         return info
 
+    def set_floatx(self, floatx):
+        set_floatx = getattr(self.module, "set_floatx", None)
+        if set_floatx is None:  # the pool restarts the worker with keras.json instead
+            raise Unsupported("%s has no set_floatx" % self.module.__name__)
+        set_floatx(floatx)
+
     def call(self, fn_name, args, kwargs, params=()):  # eager: params are plain inputs
         name = fn_name.rsplit(".", 1)[-1]
         fn = getattr(self.module, name, None)

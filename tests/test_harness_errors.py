@@ -1,0 +1,57 @@
+"""A bug inside the harness is said with its traceback, kept in the run record, and
+does not lose the case when trying it again succeeds."""
+import pytest
+
+from conformance import catalog
+from conformance.pytest_plugin import Case, ConformanceSession
+from conformance.runcli import _print_harness_errors
+
+
+class FlakyEngine:
+    def __init__(self, failures):
+        self.failures = failures
+        self.calls = 0
+
+    def check(self, op, floatx):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise KeyError("planted harness fault")
+        return [{"op": op.name, "target": "t", "status": "pass"}]
+
+
+def session_with(engine):
+    session = object.__new__(ConformanceSession)  # no pytest config: only check() is used
+    session.engine, session.harness_errors, session.said = engine, [], []
+    session.done, session.total, session.started = 0, 1, 0.0
+    session.switch_floatx = lambda floatx: None
+    session.say = session.said.append
+    return session
+
+
+def case():
+    return Case(next(op for op in catalog.all_ops() if op.name == "exp"), "float32")
+
+
+def test_a_passing_harness_fault_is_reported_and_the_case_kept():
+    session = session_with(FlakyEngine(failures=1))
+    records = session.check(case())
+    assert records[0]["status"] == "pass" and session.done == 1
+    error, = session.harness_errors
+    assert error["case"] == "exp-float32" and error["retried"]
+    assert "KeyError: 'planted harness fault'" in error["traceback"]
+    assert any("HARNESS ERROR in exp-float32" in line for line in session.said)
+
+
+def test_a_lasting_harness_fault_fails_the_case():
+    session = session_with(FlakyEngine(failures=2))
+    with pytest.raises(KeyError):
+        session.check(case())
+    assert session.done == 0
+
+
+def test_summary_repeats_the_tracebacks(capsys):
+    _print_harness_errors([{"case": "a-float32", "retried": True, "traceback": "x\nKeyError: 1"},
+                           {"case": "b-float32", "retried": False, "traceback": "ValueError: 2"}])
+    out = capsys.readouterr().out
+    assert "2 harness error(s), 1 case(s) lost" in out
+    assert "KeyError: 1" in out and "ValueError: 2" in out
