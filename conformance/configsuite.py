@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -726,10 +727,14 @@ class ConfigSuite:
     """Runs scenarios target by target; keeps only the current target's workers alive.
 
     `writer` (a store.ResultsWriter) receives each record as kind ``config``.
+    `prefetch` runs the scenarios of up to `parallel` targets at once in the
+    background (each in its own TargetRun, closed when done); `run` then hands out
+    their records in the order asked, so the tests and the results file keep their
+    order while the targets' slow starts (TensorFlow, CNTK) overlap.
     """
 
     def __init__(self, targets: list[Target], pythons: dict[str, str], workdir: Path, *,
-                 registry=(), floatx=FLOATX, writer=None):
+                 registry=(), floatx=FLOATX, writer=None, parallel: int = 1):
         self.targets = {t.id: t for t in targets}
         self.pythons = pythons
         self.workdir = Path(workdir)
@@ -737,20 +742,54 @@ class ConfigSuite:
         self.floatx = [f for f in FLOATX if f in floatx]
         self.writer = writer
         self.current: TargetRun | None = None
+        self._threads = ThreadPoolExecutor(max_workers=max(1, parallel))
+        self._prefetched: dict[tuple[str, str], Future] = {}
+        self._closing = False
+
+    def prefetch(self, cases: list[tuple[str, str]]) -> None:
+        """Start computing these (target id, scenario) cases in the background."""
+        by_target: dict[str, list[str]] = {}
+        for target_id, scenario in cases:
+            by_target.setdefault(target_id, []).append(scenario)
+        for target_id, scenarios in by_target.items():
+            futures = {s: Future() for s in scenarios}
+            self._prefetched.update({(target_id, s): f for s, f in futures.items()})
+            self._threads.submit(self._compute_target, target_id, futures)
+
+    def _compute_target(self, target_id: str, futures: dict[str, Future]) -> None:
+        try:
+            target_run = self._new_run(target_id)
+        except TargetBroken as exc:
+            for future in futures.values():
+                future.set_exception(exc)
+            return
+        try:
+            for scenario, future in futures.items():
+                if self._closing:  # the run ends: don't start what nobody will read
+                    future.cancel()
+                    continue
+                try:
+                    future.set_result(self._compute(target_run, scenario))
+                except Exception as exc:  # TargetBroken, or a harness error: run() raises it
+                    future.set_exception(exc)
+        finally:
+            target_run.close()
+
+    def _new_run(self, target_id: str) -> TargetRun:
+        python = self.pythons.get(target_id)
+        if python is None:
+            raise TargetBroken("no interpreter (environment not provisioned)")
+        return TargetRun(self.targets[target_id], python, self.workdir)
 
     def target_run(self, target_id: str) -> TargetRun:
         if self.current is not None and self.current.target.id != target_id:
             self.current.close()
             self.current = None
         if self.current is None:
-            python = self.pythons.get(target_id)
-            if python is None:
-                raise TargetBroken("no interpreter (environment not provisioned)")
-            self.current = TargetRun(self.targets[target_id], python, self.workdir)
+            self.current = self._new_run(target_id)
         return self.current
 
-    def run(self, target_id: str, scenario: str) -> list[dict]:
-        target_run = self.target_run(target_id)
+    def _compute(self, target_run: TargetRun, scenario: str) -> list[dict]:
         try:
             target_run.worker("default")
         except SetupFailed as exc:
@@ -761,13 +800,22 @@ class ConfigSuite:
         else:
             records = function(target_run)
         target_run.release()
-        records = [apply_registry(r, self.registry) for r in records]
+        return [apply_registry(r, self.registry) for r in records]
+
+    def run(self, target_id: str, scenario: str) -> list[dict]:
+        future = self._prefetched.pop((target_id, scenario), None)
+        if future is not None:
+            records = future.result()
+        else:
+            records = self._compute(self.target_run(target_id), scenario)
         if self.writer is not None:
             for record in records:
                 self.writer.write("config", record)
         return records
 
     def close(self) -> None:
+        self._closing = True  # cases never asked for (deselected, interrupted run)
+        self._threads.shutdown(wait=True, cancel_futures=True)
         if self.current is not None:
             self.current.close()
             self.current = None

@@ -20,6 +20,11 @@ from conformance.probe import resolve_interpreters
 from conformance.pytest_plugin import session_of
 
 
+# Targets whose configuration checks run at once: their workers mostly wait on imports
+# (TensorFlow, CNTK), so two overlap well on two cores.
+PARALLEL_TARGETS = 2
+
+
 def _selected(session, target_id: str, scenario: str) -> bool:
     name = f"config/{scenario}"
     patterns = session.op_patterns
@@ -36,18 +41,26 @@ def pytest_generate_tests(metafunc):
         return
     session = session_of(metafunc.config)
     cases = [(t.id, s) for t in session.targets for s in configsuite.SCENARIOS
-             if _selected(session, t.id, s)]  # target by target: one target's workers at a time
+             if _selected(session, t.id, s)]  # target by target
     metafunc.parametrize("config_case", cases, ids=[f"{t}-{s}" for t, s in cases])
 
 
 @pytest.fixture(scope="module")  # these tests run first and together: workers end with them
-def config_suite(conformance):
+def config_suite(conformance, request):
     pythons, _ = resolve_interpreters(conformance.targets, conformance.specs)
     suite = configsuite.ConfigSuite(
         conformance.targets, pythons, conformance.out_dir / "config-workers",
-        registry=conformance.registry, floatx=conformance.floatx, writer=conformance.writer)
+        registry=conformance.registry, floatx=conformance.floatx, writer=conformance.writer,
+        parallel=PARALLEL_TARGETS)
+    suite.prefetch(_collected_cases(request.session.items))
     yield suite
     suite.close()
+
+
+def _collected_cases(items) -> list[tuple[str, str]]:
+    """The config cases of the collected tests, after every selection (-k, shards)."""
+    return [item.callspec.params["config_case"] for item in items
+            if "config_case" in getattr(getattr(item, "callspec", None), "params", {})]
 
 
 def _line(record: dict) -> str:

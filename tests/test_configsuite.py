@@ -313,3 +313,34 @@ def test_keras2_theano_raises_the_keras2_reference_errors(tmp_path):
     checks = by_check(records)
     assert checks["invalid/set_epsilon"]["observed"]["raises"] == "ValueError"
     assert checks["invalid/set_floatx"]["observed"]["message"] == "Unknown floatx type: float8"
+
+
+def test_prefetched_targets_give_the_serial_records_in_order(tmp_path):
+    """Two targets checked in the background at once hand out the same records, in the
+    order asked, as one target after the other; a target that cannot start is broken."""
+    good = fake_keras(tmp_path, target_id="fake-good")
+    bad = fake_keras(tmp_path, ["float64_as_float32"], target_id="fake-bad")
+    broken = fake_keras(tmp_path, ["no_such_defect"], target_id="fake-broken")
+    cases = [(t.id, s) for t in (good, bad, broken) for s in ("floatx", "precedence")]
+    pythons = {t.id: t.python for t in (good, bad, broken)}
+    writer = store.ResultsWriter(tmp_path / "out")
+    suite = configsuite.ConfigSuite([good, bad, broken], pythons, tmp_path / "work",
+                                    writer=writer, parallel=2)
+    suite.prefetch(cases)
+    try:
+        prefetched = [suite.run(t, s) for t, s in cases[:4]]
+        with pytest.raises(configsuite.TargetBroken, match="unknown FAKE_KERAS_DEFECTS"):
+            suite.run(*cases[4])
+    finally:
+        suite.close()
+        writer.close()
+    serial = [run(t, tmp_path / "serial", [s]) for t, s in
+              [(good, "floatx"), (good, "precedence"), (bad, "floatx"), (bad, "precedence")]]
+
+    def essentials(records):
+        return [(r["target"], r["check"], r["status"]) for r in records]  # paths differ
+
+    assert [essentials(r) for r in prefetched] == [essentials(r) for r in serial]
+    assert not_passing(prefetched[2]) == {"floatx/float64"}
+    written = [c["check"] for c in store.load(tmp_path / "out")["config"]]
+    assert written == [r["check"] for records in prefetched for r in records]
