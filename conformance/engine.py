@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +116,7 @@ class Engine:
         # Seconds per harness phase (benchmarks/throughput.py reads these):
         # explore = hypothesis drawing the examples; call = all targets answering them.
         self.timings = Counter()
+        self._db_lock = threading.Lock()
 
     @contextmanager
     def _clock(self, phase: str):
@@ -166,13 +169,14 @@ class Engine:
                 self._pairwise(op, floatx, example, active, replies, refs, pairs)
         elapsed = time.perf_counter() - started
         self.timings["examples"] += aggregates[active[0].id].examples
+        divergent = [t for t in active if aggregates[t.id].status in compare.DIVERGENT]
+        with self._clock("shrink"):
+            counterexamples = self._shrink_all(op, floatx, divergent, aggregates, active,
+                                               contexts)
         records = []
         for target in active:
             aggregate = aggregates[target.id]
-            counterexample = None
-            if aggregate.status in compare.DIVERGENT:
-                with self._clock("shrink"):
-                    counterexample = self._shrink(op, floatx, target, aggregate, active, contexts)
+            counterexample = counterexamples.get(target.id)
             records.append(self._record(
                 op, target.id, floatx, status=aggregate.status, message=aggregate.message,
                 examples=aggregate.examples, counts=aggregate.counts,
@@ -301,6 +305,17 @@ class Engine:
             if worst_ratio > 1:
                 entry["disagreements"] += 1
 
+    def _shrink_all(self, op, floatx, divergent, aggregates, active, contexts) -> dict:
+        """Shrink each divergent target's counterexample, the targets side by side: each
+        search talks to its own worker (hypothesis runs tests in threads since 6.136.9)."""
+        if self.run.pipelined and len(divergent) > 1:
+            with ThreadPoolExecutor(max_workers=len(divergent)) as threads:
+                futures = {t.id: threads.submit(self._shrink, op, floatx, t, aggregates[t.id],
+                                                active, contexts) for t in divergent}
+                return {tid: future.result() for tid, future in futures.items()}
+        return {t.id: self._shrink(op, floatx, t, aggregates[t.id], active, contexts)
+                for t in divergent}
+
     def _shrink(self, op, floatx, target, aggregate, active, contexts) -> dict:
         """Find the same verdict again on this target alone and shrink it."""
         wanted = aggregate.status
@@ -344,6 +359,10 @@ class Engine:
         """Add a counterexample to the example database (the newest MAX_SAVED kept)."""
         if self.run.example_db is None:
             return
+        with self._db_lock:  # targets shrinking side by side share the (op, floatx) file
+            self._remember_locked(op, floatx, example)
+
+    def _remember_locked(self, op, floatx, example) -> None:
         saved = self._saved_examples(op, floatx)
         if corpus.digest([example]) in {corpus.digest([s]) for s in saved}:
             return

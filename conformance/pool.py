@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -124,10 +125,11 @@ class Worker:
         self.workdir = Path(workdir).resolve()
         self.keras_json, self.env_overrides = keras_json, dict(env or {})
         self.keras_home: Path | None = None  # the temporary KERAS_HOME of the last start
-        self.log_path = self.workdir / f"{target.id}-{floatx}.log"
+        self.log_path = self.workdir / f"{target.id}.log"  # one per target: floatx switches in place
         self.proc: subprocess.Popen | None = None
         self.info: dict | None = None
         self.restarts = 0
+        self._lock = threading.Lock()
 
     # -- process life cycle -------------------------------------------------
     def environment(self) -> dict:
@@ -246,7 +248,13 @@ class Worker:
         return self._receive(deadline)
 
     def call(self, message: dict, timeout: float | None = None) -> dict:
-        """Send one request; a dead or stuck worker becomes a crash/timeout reply."""
+        """Send one request; a dead or stuck worker becomes a crash/timeout reply.
+        One request at a time: a worker has one pipe, and several threads may use it
+        (a shrink on this target while a counterexample of another is recorded)."""
+        with self._lock:
+            return self._call(message, timeout)
+
+    def _call(self, message: dict, timeout: float | None) -> dict:
         timeout = timeout or self.target.timeout_s
         if not self.alive:
             self.restarts += 1

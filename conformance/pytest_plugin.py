@@ -53,7 +53,8 @@ def pytest_addoption(parser):
     group.addoption("--conformance-floatx", default="float32,float64,float16",
                     help="comma-separated floatx values to run (default: all three)")
     group.addoption("--conformance-profile", default="default", choices=sorted(PROFILES),
-                    help="examples per (op, floatx): smoke=4, default=25, thorough=200")
+                    help="examples per (op, floatx): smoke=4, default=25, thorough=200 "
+                         "(thorough also builds shapes axis by axis)")
     group.addoption("--conformance-max-examples", type=int, default=None,
                     help="override the profile's examples per (op, floatx)")
     group.addoption("--conformance-seed", type=int, default=None,

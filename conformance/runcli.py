@@ -51,7 +51,9 @@ def add_suite_options(parser, out_default: str) -> None:
                         help="comma-separated floatx values (default: %(default)s)")
     parser.add_argument("--profile", default="default", choices=sorted(PROFILES),
                         help="examples per (op, floatx): " + ", ".join(
-                            f"{k}={v['max_examples']}" for k, v in PROFILES.items()))
+                            f"{k}={v['max_examples']}" for k, v in PROFILES.items())
+                        + "; thorough also builds shapes axis by axis instead of reusing "
+                          "a short menu (more shapes, many more JAX compiles)")
     parser.add_argument("--max-examples", type=int, help="override the profile's example count")
     parser.add_argument("--seed", type=int, help="reproduce a run: reuse its printed seed")
     parser.add_argument("--out", help=f"results folder (default: {out_default})")

@@ -1,0 +1,79 @@
+"""What makes runs fast must not change what they find: shapes from the menu are valid
+and reused, pipelined calls give the lock-step verdicts, planted defects still show."""
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from conformance import catalog, compare, strategies as S
+from conformance.engine import Engine, RunSettings
+from conformance.pool import Pool
+from conftest import fake_target
+
+MENU = {shape for shapes in S.SHAPE_MENU.values() for shape in shapes}
+
+
+def drawn(strategy, count=200):
+    found = []
+
+    @settings(max_examples=count, database=None)
+    @given(strategy)
+    def collect(value):
+        found.append(value)
+
+    collect()
+    return found
+
+
+@pytest.fixture
+def reuse(request):
+    S.reuse_shapes(request.param)
+    yield request.param
+    S.reuse_shapes(True)
+
+
+@pytest.mark.parametrize("reuse", [True], indirect=True)
+def test_menu_shapes_only_and_within_bounds(reuse):
+    shapes = drawn(S.shapes(0, 3, max_side=4))
+    assert set(shapes) <= MENU
+    assert all(max(s, default=1) <= 4 for s in shapes)
+    assert len(set(shapes)) <= sum(len(S.SHAPE_MENU[r]) for r in range(4))
+
+
+@pytest.mark.parametrize("reuse", [True], indirect=True)
+def test_menu_broadcast_shapes_broadcast(reuse):
+    for shape1, shape2 in drawn(S.broadcast_shapes(2)):
+        np.broadcast_shapes(shape1, shape2)  # raises when they do not
+
+
+@pytest.mark.parametrize("reuse", [False], indirect=True)
+def test_reuse_off_builds_shapes_axis_by_axis(reuse):
+    shapes = set(drawn(S.shapes(0, 3, max_side=4)))
+    assert shapes - MENU, "the thorough profile must draw shapes outside the menu"
+
+
+def test_pipelined_calls_give_the_lock_step_records(tmp_path):
+    """Two defective targets: their counterexamples are shrunk side by side, and must be
+    the ones shrunk one after the other."""
+    targets = [fake_target(module="numpy_ops", target_id="correct"),
+               fake_target(module="planted_defects", target_id="planted"),
+               fake_target(module="planted_defects", target_id="planted-twin")]
+    ops = [op for op in catalog.all_ops() if op.name in ("softmax", "sum", "exp")]
+
+    def records(pipelined):
+        with Pool(targets, {t.id: t.python for t in targets}, tmp_path / str(pipelined)) as pool:
+            pool.use_floatx("float32")
+            engine = Engine(pool, RunSettings(seed=99, max_examples=30, shrink_calls=20,
+                                              pipelined=pipelined))
+            return [(r["op"], r["target"], r["status"], r["examples"], r["max_abs_err"],
+                     json.dumps((r.get("counterexample") or {}).get("inputs"), sort_keys=True))
+                    for op in ops for r in engine.check(op, "float32")]
+
+    pipelined, lock_step = records(True), records(False)
+    assert pipelined == lock_step
+    planted_status = {op: status for op, target, status, *_ in pipelined if target == "planted"}
+    assert planted_status["exp"] == "pass"
+    assert planted_status["sum"] in compare.DIVERGENT and planted_status["softmax"] in compare.DIVERGENT
+    shrunk = [r for r in pipelined if r[1] == "planted-twin" and r[0] == "sum"]
+    assert shrunk and shrunk[0][-1] != "null", "the twin's counterexample was not recorded"
