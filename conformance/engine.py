@@ -39,6 +39,7 @@ PROFILES = {
 }
 INLINE_LIMIT = 64  # arrays up to this many elements are stored whole in the JSON record
 MAX_SAVED = 8  # counterexamples kept per (op, floatx) in the example database
+KNOWN_SHRINK_CALLS = 20  # shrink budget for divergences in the known registry
 
 
 @dataclass
@@ -316,10 +317,20 @@ class Engine:
         return {t.id: self._shrink(op, floatx, t, aggregates[t.id], active, contexts)
                 for t in divergent}
 
+    def _shrink_budget(self, op, floatx, target, verdict) -> int:
+        """Backend calls the shrink may spend: crashes and hangs cost a restart or a
+        timeout per call; a divergence in the known registry was investigated already
+        and gets a short search (its counterexample is still recorded)."""
+        if verdict in ("crash", "timeout"):
+            return min(5, self.run.shrink_calls)
+        if known.lookup(self.run.registry, op.name, target.id, floatx, verdict) is not None:
+            return min(KNOWN_SHRINK_CALLS, self.run.shrink_calls)
+        return self.run.shrink_calls
+
     def _shrink(self, op, floatx, target, aggregate, active, contexts) -> dict:
         """Find the same verdict again on this target alone and shrink it."""
         wanted = aggregate.status
-        budget = self.run.shrink_calls if wanted not in ("crash", "timeout") else 5
+        budget = self._shrink_budget(op, floatx, target, wanted)
         state = {"calls": 0, "last": None}
         call = op.call_for(target.flavor)
         ctx = contexts[target.id]

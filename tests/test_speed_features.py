@@ -77,3 +77,23 @@ def test_pipelined_calls_give_the_lock_step_records(tmp_path):
     assert planted_status["sum"] in compare.DIVERGENT and planted_status["softmax"] in compare.DIVERGENT
     shrunk = [r for r in pipelined if r[1] == "planted-twin" and r[0] == "sum"]
     assert shrunk and shrunk[0][-1] != "null", "the twin's counterexample was not recorded"
+
+
+def test_known_divergences_get_a_short_shrink(tmp_path):
+    from conformance import known
+    from conformance.engine import KNOWN_SHRINK_CALLS
+
+    registry_file = tmp_path / "known.toml"
+    registry_file.write_text('[[divergence]]\nop = "sum"\ntarget = "planted-known"\nverdict = "*"\n'
+                             'reason = "float16 accumulation, investigated"\n')
+    targets = [fake_target(module="planted_defects", target_id="planted"),
+               fake_target(module="planted_defects", target_id="planted-known")]
+    sum_op = next(op for op in catalog.all_ops() if op.name == "sum")
+    with Pool(targets, {t.id: t.python for t in targets}, tmp_path / "work") as pool:
+        pool.use_floatx("float32")
+        engine = Engine(pool, RunSettings(seed=5, max_examples=40, shrink_calls=200,
+                                          registry=known.load(registry_file)))
+        records = {r["target"]: r for r in engine.check(sum_op, "float32")}
+    assert records["planted-known"]["status"] == "known"
+    assert records["planted-known"]["counterexample"]["shrink_calls"] <= KNOWN_SHRINK_CALLS
+    assert records["planted"]["counterexample"]["shrink_calls"] > KNOWN_SHRINK_CALLS
