@@ -249,8 +249,8 @@ class Worker:
 
     def call(self, message: dict, timeout: float | None = None) -> dict:
         """Send one request; a dead or stuck worker becomes a crash/timeout reply.
-        One request at a time: a worker has one pipe, and several threads may use it
-        (a shrink on this target while a counterexample of another is recorded)."""
+        One request at a time: a worker has one pipe, and the pool's threads must
+        never interleave two requests on it."""
         with self._lock:
             return self._call(message, timeout)
 

@@ -189,17 +189,24 @@ class ConformanceSession:
         """summary.json, index.html and junit.xml beside results.jsonl, as `conformance run`
         gives them, also when the suites run under plain pytest."""
         summary = store.load(self.out_dir / "results.jsonl")
+        # first, so that a failing report never loses the run's summary
+        store.write_summary(self.out_dir, summary)
         if self.config.getoption("--conformance-no-report"):
-            store.write_summary(self.out_dir, summary)
             return
         try:
             from conformance import report
         except ImportError as exc:  # the report's libraries are optional for bare runs
-            store.write_summary(self.out_dir, summary)
             self.say(f"report skipped: {exc}")
             return
-        # render writes summary.json beside index.html and junit.xml
-        self.say(f"report: {report.render([summary], self.out_dir / 'index.html', [self.out_dir])}")
+        try:  # render rewrites summary.json beside index.html and junit.xml
+            path = report.render([summary], self.out_dir / "index.html", [self.out_dir])
+        except Exception:
+            lines = traceback.format_exc().rstrip().splitlines()[-8:]
+            self.say("REPORT ERROR (results.jsonl and summary.json are complete; "
+                     f"`conformance report {self.out_dir}` renders it again):\n  "
+                     + "\n  ".join(lines))
+            return
+        self.say(f"report: {path}")
 
     def harness_error(self, where: str, trace: str, retried: bool) -> None:
         lines = trace.rstrip().splitlines()[-12:]

@@ -55,3 +55,23 @@ def test_summary_repeats_the_tracebacks(capsys):
     out = capsys.readouterr().out
     assert "2 harness error(s), 1 case(s) lost" in out
     assert "KeyError: 1" in out and "ValueError: 2" in out
+
+
+def test_a_failing_report_keeps_the_summary(tmp_path, monkeypatch):
+    from conformance import report
+    from conformance.store import ResultsWriter
+
+    writer = ResultsWriter(tmp_path)
+    writer.write("result", {"op": "exp", "target": "t", "floatx": "float32", "status": "pass"})
+    writer.close()
+
+    def broken_render(*args, **kwargs):
+        raise TypeError("planted report bug")
+
+    monkeypatch.setattr(report, "render", broken_render)
+    session = session_with(FlakyEngine(failures=0))
+    session.out_dir = tmp_path
+    session.config = type("Config", (), {"getoption": staticmethod(lambda name: False)})()
+    session._write_outputs()
+    assert (tmp_path / "summary.json").is_file()
+    assert any("REPORT ERROR" in line and "planted report bug" in line for line in session.said)

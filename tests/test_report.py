@@ -390,3 +390,18 @@ def test_cli_report_merges_shard_folders(tmp_path):
     assert "1/2, 2/2" in text  # both shards named in the header
     root, cases = _junit(out)
     assert len(cases) == len(full["results"])
+
+
+def test_positional_literals_in_a_recorded_call_render(tmp_path):
+    """A counterexample whose call passes literals positionally (an axis, None, a list
+    of names) renders in the report and in its repro script; an int there once crashed
+    the report of a full run."""
+    inputs = {"x": _array([1.0, 2.0], "float32"), "mean": _array([0.0], "float32")}
+    cx = _counterexample("keras.ops.batch_normalization", inputs, "keras3-jax")
+    cx["call"]["args"] = ["x", ["mean", "x"], -1, None, 0.5]
+    result = _result("batch_normalization", "keras3-jax", "fail", counterexample=cx)
+    script = repro.script(result, {"id": "keras3-jax", "flavor": "keras3", "backend": "jax"})
+    compile(script, "repro.py", "exec")
+    assert "_tensor(-1), _tensor(None), _tensor(0.5))" in script  # literals pass through
+    _, html = _render(tmp_path, [{**EMPTY, "results": [result]}])
+    assert "batch_normalization(x, [mean, x], -1, None, 0.5)" in html

@@ -54,8 +54,7 @@ def test_reuse_off_builds_shapes_axis_by_axis(reuse):
 
 
 def test_pipelined_calls_give_the_lock_step_records(tmp_path):
-    """Two defective targets: their counterexamples are shrunk side by side, and must be
-    the ones shrunk one after the other."""
+    """Two defective targets (the same plugin twice): each gets its own counterexample."""
     targets = [fake_target(module="numpy_ops", target_id="correct"),
                fake_target(module="planted_defects", target_id="planted"),
                fake_target(module="planted_defects", target_id="planted-twin")]

@@ -473,7 +473,7 @@ def _counterexample(result: dict, targets: dict, order: list[str], dirs: list, o
     call = cx.get("call") or {}
     names, kwargs = repro._argument_names(cx)
     call_text = f"{call.get('fn', result.get('op'))}(" + ", ".join(
-        [n if isinstance(n, str) else "[" + ", ".join(map(str, n)) + "]" for n in names]
+        [repro.positional_text(n, {}) for n in names]
         + [f"{k}={v!r}" for k, v in kwargs.items()]) + ")"
     return {
         "id": f"cx-{slug(result.get('op'))}-{slug(tid)}-{slug(floatx)}",

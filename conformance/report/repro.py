@@ -59,6 +59,16 @@ def _identifier(name: str) -> str:
     return text
 
 
+def positional_text(arg, variables: dict) -> str:
+    """One positional argument of a recorded call as source text: an input's name, a
+    list of them, or a literal passed positionally (an axis, a shape, a number)."""
+    if isinstance(arg, list):
+        return "[" + ", ".join(positional_text(a, variables) for a in arg) + "]"
+    if isinstance(arg, str):
+        return variables.get(arg, _identifier(arg))
+    return _static(arg)
+
+
 class _Arrays:
     """How each array of the script is produced."""
 
@@ -171,12 +181,7 @@ def script(result: dict, target: dict, npz: Path | None = None,
     references = [arrays.expression(r, f"reference_{i}")
                   for i, r in enumerate(cx.get("reference") or []) if is_array(r)]
 
-    def positional(name):
-        if isinstance(name, list):
-            return "[" + ", ".join(positional(n) for n in name) + "]"
-        return variables.get(name, _identifier(name))
-
-    arg_vars = [positional(n) for n in names]
+    arg_vars = [positional_text(n, variables) for n in names]
     kw_text = "".join(f", {k}={_static(v)}" for k, v in kwargs.items())
 
     prelude = []
