@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conformance import targets
 from conformance.pool import Pool
-from tests.conftest import fake_target
+from conftest import fake_target
 
 FAKE_KERAS = str(Path(__file__).parent / "fake_keras")
 
