@@ -224,12 +224,16 @@ class Engine:
                 answered = [self.pool.call({tid: batch[i] for tid, batch in requests.items()})
                             for i in range(len(examples))]
                 replies = {tid: [a[tid] for a in answered] for tid in requests}
-        totals = {tid: sum(r.get("backend_s", 0.0) for r in batch)
-                  for tid, batch in replies.items()}
-        for target_id, total in totals.items():
-            self.timings[f"backend:{target_id}"] += total
-        # the targets ran side by side: the call wall beyond the slowest total is transport
-        self.timings["slowest_backend"] += max(totals.values(), default=0.0)
+        seconds = {tid: [r.get("backend_s", 0.0) for r in batch] for tid, batch in replies.items()}
+        for target_id, values in seconds.items():
+            self.timings[f"backend:{target_id}"] += sum(values)
+        # the call wall beyond waiting on the slowest backend is transport: side by side,
+        # the slowest target's total; in lock-step, each example's slowest target
+        if self.run.pipelined:
+            slowest = max((sum(v) for v in seconds.values()), default=0.0)
+        else:
+            slowest = sum(max(per_example) for per_example in zip(*seconds.values()))
+        self.timings["slowest_backend"] += slowest
         return replies, refs_by_example
 
     # -- pieces ---------------------------------------------------------------
