@@ -167,10 +167,13 @@ class Engine:
                 self._pairwise(op, floatx, example, active, replies, refs, pairs)
         elapsed = time.perf_counter() - started
         self.timings["examples"] += aggregates[active[0].id].examples
-        divergent = [t for t in active if aggregates[t.id].status in compare.DIVERGENT]
+        # One target after the other: hypothesis runs tests in threads since 6.136.9, but
+        # under CPython 3.11 its ast.parse fails when two threads call it ("AST
+        # constructor recursion depth mismatch"); shrinks side by side lost 5 cases.
         with self._clock("shrink"):
-            counterexamples = self._shrink_all(op, floatx, divergent, aggregates, active,
-                                               contexts)
+            counterexamples = {
+                t.id: self._shrink(op, floatx, t, aggregates[t.id], active, contexts)
+                for t in active if aggregates[t.id].status in compare.DIVERGENT}
         records = []
         for target in active:
             aggregate = aggregates[target.id]
@@ -241,26 +244,6 @@ class Engine:
         info = self.pool.workers[target_id].info or {}
         return float(info.get("epsilon", self.pool.targets[target_id].epsilon))
 
-    def _fan_out(self, op, example, active, contexts):
-        """Same example to every target; one reference per distinct epsilon."""
-        refs_by_ctx = {}
-        refs = {}
-        with self._clock("reference"):
-            for target in active:
-                ctx = contexts[target.id]
-                if ctx not in refs_by_ctx:
-                    refs_by_ctx[ctx] = op.references(example, ctx)
-                refs[target.id] = refs_by_ctx[ctx]
-        with self._clock("call"):
-            requests = {t.id: op.call_for(t.flavor).request(example) for t in active}
-            replies = self.pool.call(requests)
-        for target_id, reply in replies.items():
-            self.timings[f"backend:{target_id}"] += reply.get("backend_s", 0.0)
-        # the pool waits for the slowest target: the rest of the call wall is transport
-        self.timings["slowest_backend"] += max((r.get("backend_s", 0.0) for r in replies.values()),
-                                               default=0.0)
-        return replies, refs
-
     def _judge(self, op, target, floatx, example, reply, refs) -> compare.Verdict:
         status = reply.get("status")
         if status != "ok":
@@ -306,14 +289,6 @@ class Engine:
             entry["max_ratio"] = max(entry["max_ratio"], worst_ratio)
             if worst_ratio > 1:
                 entry["disagreements"] += 1
-
-    def _shrink_all(self, op, floatx, divergent, aggregates, active, contexts) -> dict:
-        """Shrink each divergent target's counterexample, one target after the other:
-        hypothesis runs tests in threads since 6.136.9, but under CPython 3.11 its
-        calls to ast.parse from two threads fail ("AST constructor recursion depth
-        mismatch"), which lost 5 cases of a full run when shrinks ran side by side."""
-        return {t.id: self._shrink(op, floatx, t, aggregates[t.id], active, contexts)
-                for t in divergent}
 
     def _shrink_budget(self, op, floatx, target, verdict) -> int:
         """Backend calls the shrink may spend: crashes and hangs cost a restart or a
@@ -376,7 +351,9 @@ class Engine:
 
     def _counterexample(self, op, floatx, target, found, active, contexts, shrunk, calls):
         example, verdict = found["example"], found["verdict"]
-        replies, refs = self._fan_out(op, example, active, contexts)
+        batches, refs_by_example = self._fan_out_many(op, [example], active, contexts)
+        replies = {tid: batch[0] for tid, batch in batches.items()}
+        refs = refs_by_example[0]
         outputs = {}
         for tid, reply in replies.items():
             if reply.get("status") == "ok":
