@@ -31,7 +31,6 @@ from conformance.engine import PROFILES, Engine, RunSettings
 from conformance.pool import Pool
 from conformance.probe import pool_statuses, resolve_interpreters
 from conformance import store
-from conformance.store import ResultsWriter
 
 FLOATX_ORDER = ("float32", "float64", "float16")
 
@@ -137,17 +136,18 @@ class ConformanceSession:
             max_examples=option("--conformance-max-examples") or profile["max_examples"],
             shrink_calls=profile["shrink_calls"], example_db=Path(example_db),
             reuse_shapes=profile["reuse_shapes"])
-        self.writer: ResultsWriter | None = None
+        self.writer: store.ResultsWriter | None = None
         self.pool: Pool | None = None
         self.engine: Engine | None = None
         self.started = time.time()
         self.done = 0
         self.total = 0
-        self.harness_errors: list[str] = []  # node ids of tests the harness itself broke
+        # what broke inside the harness: {"case", "retried", "traceback"} (see harness_error)
+        self.harness_errors: list[dict] = []
 
     # -- life cycle -----------------------------------------------------------
     def open(self) -> None:
-        self.writer = ResultsWriter(self.out_dir)
+        self.writer = store.ResultsWriter(self.out_dir)
         self.writer.write("run", {
             "seed": self.seed, "profile": self.profile, "harness_version": __version__,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
