@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -129,7 +128,6 @@ class Worker:
         self.proc: subprocess.Popen | None = None
         self.info: dict | None = None
         self.restarts = 0
-        self._lock = threading.Lock()
 
     # -- process life cycle -------------------------------------------------
     def environment(self) -> dict:
@@ -248,13 +246,7 @@ class Worker:
         return self._receive(deadline)
 
     def call(self, message: dict, timeout: float | None = None) -> dict:
-        """Send one request; a dead or stuck worker becomes a crash/timeout reply.
-        One request at a time: a worker has one pipe, and the pool's threads must
-        never interleave two requests on it."""
-        with self._lock:
-            return self._call(message, timeout)
-
-    def _call(self, message: dict, timeout: float | None) -> dict:
+        """Send one request; a dead or stuck worker becomes a crash/timeout reply."""
         timeout = timeout or self.target.timeout_s
         if not self.alive:
             self.restarts += 1
