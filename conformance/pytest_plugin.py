@@ -119,7 +119,10 @@ class ConformanceSession:
         if bad:
             raise pytest.UsageError(f"--conformance-floatx: unknown {bad}; use {targets_mod.FLOATX}")
         self.op_patterns = _csv(option("--conformance-ops"))
-        self.shard = parse_shard(option("--conformance-shard"))
+        try:
+            self.shard = parse_shard(option("--conformance-shard"))
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
         profile = PROFILES[option("--conformance-profile")]
         self.profile = option("--conformance-profile")
         self.seed = option("--conformance-seed")
@@ -290,14 +293,15 @@ class ConformanceSession:
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'I/N' -> (I, N), or None for no sharding; ValueError says what is wrong."""
     if not text:
         return None
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
-        raise pytest.UsageError(f"--shard {text!r}: expected I/N, e.g. 2/4") from None
+        index, count = 0, 0
     if not 1 <= index <= count:
-        raise pytest.UsageError(f"--shard {text!r}: I must be between 1 and N")
+        raise ValueError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
     return index, count
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections import Counter
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from conformance import catalog, compare, store, targets as targets_mod
 from conformance.engine import PROFILES
+from conformance.pytest_plugin import parse_shard
 
 def suites_dir() -> Path:
     """suites/ of a checkout, or the copy a wheel installs as conformance/suites."""
@@ -128,10 +128,10 @@ def _check_arguments(args, extra_targets: dict | None) -> None:
     unknown = [f for f in args.floatx.split(",") if f and f not in targets_mod.FLOATX]
     if unknown:
         raise targets_mod.ConfigError(f"--floatx: unknown {unknown}; use {list(targets_mod.FLOATX)}")
-    shard = getattr(args, "shard", None)
-    if shard and not re.fullmatch(r"(\d+)/(\d+)", shard) or (
-            shard and not 1 <= int(shard.split("/")[0]) <= int(shard.split("/")[1])):
-        raise targets_mod.ConfigError(f"--shard {shard!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+    try:
+        parse_shard(getattr(args, "shard", None))
+    except ValueError as exc:
+        raise targets_mod.ConfigError(str(exc)) from None
 
 
 def _unexpected(summary: dict) -> list[dict]:
