@@ -267,10 +267,12 @@ def _replay_case(engine, pool, case: Case, targets: dict, result: Replay, Contex
             active.append(target)
             result.entries[key] = Entry(compare.Aggregate())
     contexts = {t.id: Context(floatx, engine._epsilon(t.id)) for t in active}
-    for example in case.examples if active else ():
-        replies, refs = engine._fan_out(op, example, active, contexts)
+    batches, refs_by_example = (engine._fan_out_many(op, case.examples, active, contexts)
+                                if active else ({}, []))
+    for index, example in enumerate(case.examples if active else ()):
+        refs = refs_by_example[index]
         for target in active:
-            reply = replies[target.id]
+            reply = batches[target.id][index]
             verdict = engine._judge(op, target, floatx, example, reply, refs[target.id])
             entry = result.entries[(op.name, target.id, floatx)]
             entry.aggregate.add(verdict, reply.get("backend_s", 0.0))
