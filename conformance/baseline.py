@@ -59,7 +59,6 @@ the verdict.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -75,7 +74,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance import __version__, catalog, compare, corpus, envs, overrides, store
+from conformance import __version__, catalog, compare, corpus, envs, known, overrides, store
 from conformance import targets as targets_mod
 from conformance.tolerance import Tolerance, floor, ulp
 
@@ -215,7 +214,7 @@ def replay(pool, cases: list[Case], targets: dict, log=_log, writer=None,
             done += 1
             if writer is not None:
                 for record in records:
-                    writer.write("result", _mark_known(record, registry))
+                    writer.write("result", known.mark(record, registry, compare.DIVERGENT))
             statuses = {}
             for record in records:
                 statuses.setdefault(record["status"], []).append(record["target"])
@@ -225,16 +224,6 @@ def replay(pool, cases: list[Case], targets: dict, log=_log, writer=None,
                 f"{time.perf_counter() - case_started:6.1f}s  {' · '.join(parts)}")
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _mark_known(record: dict, registry: list | None) -> dict:
-    from conformance import known
-
-    entry = known.lookup(registry or [], record["op"], record["target"], record["floatx"],
-                         record["status"])
-    if entry is not None and record["status"] in compare.DIVERGENT:
-        return {**record, "status": "known", "known": {"reason": entry.reason, "link": entry.link}}
-    return record
 
 
 def _target_record(pool, tid, floatx, infos) -> dict:
@@ -975,8 +964,6 @@ def cmd_list(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from conformance import known
-
     all_targets, specs, probe = _load_targets(args)
     path = resolve(args.baseline, Path(args.dir or default_dir(_project(args))))
     wanted = _split(args.targets)

@@ -126,16 +126,6 @@ def make_record(target_id: str, scenario: str, check: str, status: str, expected
             "expected": _jsonable(expected), "observed": _jsonable(observed), "detail": detail}
 
 
-def apply_registry(record: dict, registry) -> dict:
-    if record["status"] in FAILING:
-        entry = known.lookup(registry or [], record["op"], record["target"], record["floatx"],
-                             record["status"])
-        if entry is not None:
-            record["status"] = "known"
-            record["known"] = {"reason": entry.reason, "link": entry.link}
-    return record
-
-
 def _jsonable(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
@@ -800,7 +790,7 @@ class ConfigSuite:
         else:
             records = function(target_run)
         target_run.release()
-        return [apply_registry(r, self.registry) for r in records]
+        return [known.mark(r, self.registry, FAILING) for r in records]
 
     def run(self, target_id: str, scenario: str) -> list[dict]:
         future = self._prefetched.pop((target_id, scenario), None)

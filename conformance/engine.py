@@ -399,11 +399,7 @@ class Engine:
         scale, reasons = overrides.factor(op.name, target_id, floatx)
         if reasons:
             record["override"] = {"factor": scale, "reasons": reasons}
-        entry = known.lookup(self.run.registry, op.name, target_id, floatx, status)
-        if entry is not None and status in compare.DIVERGENT:
-            record["status"] = "known"
-            record["known"] = {"reason": entry.reason, "link": entry.link}
-        return record
+        return known.mark(record, self.run.registry, compare.DIVERGENT)
 
     def _write(self, kind, record) -> None:
         if self.writer is not None:

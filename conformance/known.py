@@ -67,3 +67,15 @@ def load(path: Path | None) -> list[KnownDivergence]:
 def lookup(registry: list[KnownDivergence], op: str, target: str, floatx: str,
            verdict: str) -> KnownDivergence | None:
     return next((k for k in registry if k.matches(op, target, floatx, verdict)), None)
+
+
+def mark(record: dict, registry, divergent) -> dict:
+    """`record` as the run reports it: a copy with status "known" and the entry's reason
+    when its status is in `divergent` and the registry lists it; else `record` itself."""
+    if record["status"] not in divergent:
+        return record
+    entry = lookup(registry or [], record["op"], record["target"], record["floatx"],
+                   record["status"])
+    if entry is None:
+        return record
+    return {**record, "status": "known", "known": {"reason": entry.reason, "link": entry.link}}
