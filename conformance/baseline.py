@@ -76,6 +76,7 @@ import numpy as np
 
 from conformance import __version__, catalog, compare, corpus, envs, known, overrides, store
 from conformance import targets as targets_mod
+from conformance.probe import pool_statuses
 from conformance.tolerance import Tolerance, floor, ulp
 
 FORMAT = "keras-conformance-baseline"
@@ -199,15 +200,16 @@ def replay(pool, cases: list[Case], targets: dict, log=_log, writer=None,
     by_floatx = sorted({c.floatx for c in cases}, key=_floatx_key)
     done, total = 0, len(cases)
     for floatx in by_floatx:
-        log(f"starting workers with floatx={floatx} ...")
+        log(f"workers to floatx={floatx} ...")
         infos = pool.use_floatx(floatx)
         for tid in pool.targets:
             if tid in infos:
                 result.infos.setdefault(tid, {})[floatx] = infos[tid]
             else:
                 result.broken.setdefault(tid, {})[floatx] = pool.broken.get(tid, "not started")
-            if writer is not None:
-                writer.write("target", _target_record(pool, tid, floatx, infos))
+        if writer is not None:
+            for status in pool_statuses(pool, infos):
+                writer.write("target", {**status.as_dict(), "floatx": floatx})
         for case in [c for c in cases if c.floatx == floatx]:
             case_started = time.perf_counter()
             records = _replay_case(engine, pool, case, targets, result, Context)
@@ -224,17 +226,6 @@ def replay(pool, cases: list[Case], targets: dict, log=_log, writer=None,
                 f"{time.perf_counter() - case_started:6.1f}s  {' · '.join(parts)}")
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _target_record(pool, tid, floatx, infos) -> dict:
-    target = pool.targets[tid]
-    record = {"id": tid, "floatx": floatx, "flavor": target.flavor, "backend": target.backend,
-              "python": pool.pythons.get(tid)}
-    if tid in infos:
-        record.update(status="ready", info=infos[tid])
-    else:
-        record.update(status="broken", reason=pool.broken.get(tid, ""))
-    return record
 
 
 def _replay_case(engine, pool, case: Case, targets: dict, result: Replay, Context) -> list[dict]:
