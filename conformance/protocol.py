@@ -6,14 +6,15 @@ stdlib + numpy only, no f-strings-with-=, no dataclasses, no walrus.
 A message is a JSON header plus zero or more arrays. On the wire:
 
     b"KC" | uint32 header_len | uint32 n_arrays | header (utf-8 JSON)
-          | for each array: uint64 len | .npy bytes
+          | for each array: uint64 len | raw bytes (C order)
 
-Arrays are encoded with ``np.save(allow_pickle=False)``, so object arrays are refused
-and any dtype numpy can describe in a .npy header (float16..float64, ints, bool,
-big-endian) round-trips exactly. In a header, the value ``{"__array__": i}`` stands
-for the i-th array of the message, so arrays can sit anywhere in a nested structure.
+In a header, ``{"__array__": i, "dtype": "<f4", "shape": [2, 3]}`` stands for the
+i-th array of the message, so arrays can sit anywhere in a nested structure. The
+dtype string is numpy's ``dtype.str``, so every plain dtype (float16..float64, ints,
+bool, complex, big-endian) round-trips exactly; object and structured dtypes are
+refused. Raw bytes instead of ``.npy`` files: ``np.load`` parses each header with
+``ast.literal_eval`` (21 us per array, against 1 us for ``np.frombuffer``).
 """
-import io
 import json
 import os
 import struct
@@ -30,21 +31,29 @@ class ProtocolError(Exception):
     """The peer sent bytes that are not a frame (or closed the pipe mid-frame)."""
 
 
-def encode_array(array):
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array), allow_pickle=False)
-    return buffer.getvalue()
+def _plain_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.hasobject or dtype.names is not None or dtype.subdtype is not None:
+        raise ValueError("only plain numeric and bool arrays cross the pipe, not %s" % dtype)
+    return dtype
 
 
-def decode_array(blob):
-    return np.load(io.BytesIO(blob), allow_pickle=False)
+def decode_array(marker, blob):
+    """The array a header marker describes, from its raw bytes (writable: the blob is
+    a bytearray, so backends that write into their inputs can)."""
+    try:
+        return np.frombuffer(blob, dtype=_plain_dtype(marker["dtype"])).reshape(marker["shape"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ProtocolError("malformed array in frame: %s" % exc)
 
 
 def _lift_arrays(value, arrays):
     """Replace every ndarray / numpy scalar in `value` by an {"__array__": i} marker."""
     if isinstance(value, (np.ndarray, np.generic)):
-        arrays.append(value)
-        return {ARRAY_KEY: len(arrays) - 1}
+        array = np.asarray(value)
+        dtype = _plain_dtype(array.dtype)
+        arrays.append(np.ascontiguousarray(array).tobytes())
+        return {ARRAY_KEY: len(arrays) - 1, "dtype": dtype.str, "shape": list(array.shape)}
     if isinstance(value, dict):
         return dict((k, _lift_arrays(v, arrays)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
@@ -55,8 +64,8 @@ def _lift_arrays(value, arrays):
 def _sink_arrays(value, arrays):
     """Inverse of _lift_arrays."""
     if isinstance(value, dict):
-        if len(value) == 1 and ARRAY_KEY in value:
-            return arrays[value[ARRAY_KEY]]
+        if ARRAY_KEY in value:
+            return decode_array(value, arrays[value[ARRAY_KEY]])
         return dict((k, _sink_arrays(v, arrays)) for k, v in value.items())
     if isinstance(value, list):
         return [_sink_arrays(v, arrays) for v in value]
@@ -68,8 +77,7 @@ def pack(message):
     arrays = []
     header = json.dumps(_lift_arrays(message, arrays)).encode("utf-8")
     parts = [_PREFIX.pack(MAGIC, len(header), len(arrays)), header]
-    for array in arrays:
-        blob = encode_array(array)
+    for blob in arrays:
         parts.append(_LEN.pack(len(blob)))
         parts.append(blob)
     return b"".join(parts)
@@ -103,7 +111,7 @@ class FrameReader(object):
             if not chunk:
                 raise EOFError("pipe closed")
             self.buffer += chunk
-        data = bytes(self.buffer[:n])
+        data = self.buffer[:n]  # a bytearray: arrays decoded from it are writable
         del self.buffer[:n]
         return data
 
@@ -113,11 +121,11 @@ class FrameReader(object):
             raise ProtocolError("bad frame magic %r: the peer wrote to the protocol pipe"
                                 % magic)
         header = json.loads(self._take(header_len).decode("utf-8"))
-        arrays = []
+        blobs = []
         for _ in range(n_arrays):
             (length,) = _LEN.unpack(self._take(_LEN.size))
-            arrays.append(decode_array(self._take(length)))
-        return _sink_arrays(header, arrays)
+            blobs.append(self._take(length))
+        return _sink_arrays(header, blobs)
 
 
 def read_frame(fd):
