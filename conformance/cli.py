@@ -34,6 +34,9 @@ def cmd_targets(args) -> int:
     else:
         for status in statuses:
             print(_format_status(status))
+        opt_in = [t.id for t in all_targets.values() if t.opt_in and t not in selected]
+        if opt_in:
+            print(f"opt-in targets (run only when named with --targets): {', '.join(opt_in)}")
     return 0 if all(s.status == "ready" for s in statuses) else 1
 
 
@@ -49,6 +52,8 @@ def _format_status(status) -> str:
             f"    keras.json   floatx={info.get('floatx')} epsilon={info.get('epsilon')} "
             f"image_data_format={info.get('image_data_format')}",
         ]
+        if info.get("execution"):
+            lines.append(f"    execution    {info['execution']}")
     else:
         reason = status.reason.replace("\n", "\n                 ")
         lines += [f"    reason       {reason}", f"    fix          {status.fix}"]

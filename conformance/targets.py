@@ -37,6 +37,7 @@ class Target:
     image_data_format: str = "channels_last"
     needs_openmpi_shim: bool = False  # CNTK 2.7 links OpenMPI 1.10 sonames
     timeout_s: float = 120.0
+    opt_in: bool = False  # runs only when named (--targets), not in "all targets"
 
     def keras_json(self, floatx: str) -> dict:
         config = {"floatx": floatx, "epsilon": self.epsilon,
@@ -73,6 +74,12 @@ VARIANT_TARGETS = {
     "keras2-tf-keras": Target(id="keras2-tf-keras", flavor="keras2", backend="tensorflow",
                               env="tfkeras",
                               extra_env=(("CONFORMANCE_KERAS_MODULE", "tf_keras"),)),
+    # keras3-openvino compiles each op once per signature, as model.predict does; this
+    # one keeps Keras's eager path (a model compiled for every call, inputs as constants)
+    "keras3-openvino-eager": Target(id="keras3-openvino-eager", flavor="keras3",
+                                    backend="openvino", env="keras3",
+                                    extra_env=(("CONFORMANCE_OPENVINO_EXECUTION", "eager"),),
+                                    opt_in=True),
 }
 
 
@@ -107,7 +114,7 @@ def load_envs(config: dict) -> dict[str, envs.EnvSpec]:
 
 
 _TARGET_KEYS = {"flavor", "backend", "env", "python", "env_vars", "pythonpath", "epsilon",
-                "image_data_format", "needs_openmpi_shim", "timeout_s"}
+                "image_data_format", "needs_openmpi_shim", "timeout_s", "opt_in"}
 
 
 def load_targets(config: dict, root: Path | None = None) -> dict[str, Target]:
@@ -138,9 +145,10 @@ def load_targets(config: dict, root: Path | None = None) -> dict[str, Target]:
 
 
 def select(targets: dict[str, Target], wanted: list[str] | None) -> list[Target]:
-    """Targets named in `wanted` (all when None), with a clear error for unknown ids."""
+    """Targets named in `wanted` (all but the opt-in ones when None), with a clear error
+    for unknown ids."""
     if not wanted:
-        return list(targets.values())
+        return [t for t in targets.values() if not t.opt_in]
     unknown = [w for w in wanted if w not in targets]
     if unknown:
         raise ConfigError(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(targets)}")

@@ -1,11 +1,17 @@
 """Keras 3 adapter: arrays become backend tensors, ``fn`` is a dotted path such as
-``keras.ops.softmax``; results come back through ``keras.ops.convert_to_numpy``."""
+``keras.ops.softmax``; results come back through ``keras.ops.convert_to_numpy``.
+
+On OpenVINO, ops are compiled once per signature, as ``model.predict`` does
+(``openvino_graphs``), unless the environment variable ``CONFORMANCE_OPENVINO_EXECUTION``
+is ``eager`` (the target ``keras3-openvino-eager``)."""
 import os
 
 import numpy as np
 
 from conformance import adapters
 from conformance.adapters import Unsupported
+
+EXECUTION_VAR = "CONFORMANCE_OPENVINO_EXECUTION"  # compiled (default) | eager
 
 
 class Adapter(object):
@@ -14,6 +20,16 @@ class Adapter(object):
     def __init__(self, module=None):
         self.keras, self.import_log = adapters.import_capturing_stderr("keras")
         self.ops = self.keras.ops
+        self.execution = "eager"
+        self.compiled = None
+        if self.keras.backend.backend() == "openvino":
+            self.execution = os.environ.get(EXECUTION_VAR) or "compiled"
+            if self.execution not in ("compiled", "eager"):
+                raise ValueError("%s must be 'compiled' or 'eager', not %r"
+                                 % (EXECUTION_VAR, self.execution))
+        if self.execution == "compiled":
+            from conformance.adapters import openvino_graphs
+            self.compiled = openvino_graphs.CompiledCalls()
 
     def info(self):
         backend = self.keras.backend.backend()
@@ -32,18 +48,28 @@ class Adapter(object):
             "image_data_format": self.keras.backend.image_data_format(),
             "keras_home": os.environ.get("KERAS_HOME"),
         })
+        if backend == "openvino":
+            info["execution"] = self.execution
         return info
 
     def set_floatx(self, floatx):
         self.keras.config.set_floatx(floatx)
+        if self.compiled is not None:  # compiled models may hold floatx constants
+            self.compiled.clear()
 
-    def call(self, fn_name, args, kwargs, params=()):  # eager: params are plain inputs
+    def call(self, fn_name, args, kwargs, params=()):  # params are plain inputs here
         fn = adapters.resolve(fn_name)
         kwargs = adapters.as_tuples(kwargs)
+        if self.compiled is not None:
+            return self.compiled.call(fn, fn_name, args, kwargs,
+                                      lambda: self._eager(fn, args, kwargs))
+        return self._eager(fn, args, kwargs), 0.0
+
+    def _eager(self, fn, args, kwargs):
         # Explicit dtype: the op is under test, not convert_to_tensor's default dtype
         # (which on some backends turns float64 input into float32).
         tensors = adapters.map_structure(
             lambda a: self.ops.convert_to_tensor(a, dtype=str(a.dtype)), args)
         result = fn(*tensors, **kwargs)
         return [np.asarray(self.ops.convert_to_numpy(leaf))
-                for leaf in adapters.flatten(result)], 0.0
+                for leaf in adapters.flatten(result)]
