@@ -5,17 +5,23 @@
 
 Workload: the ops in WORKLOAD (one or two per family), seed 2026, N examples per op,
 no shrinking. Prints per target: examples/s (examples over that target's time inside
-the backend), backend seconds; for the harness: seconds in generation, reference,
-transport (pool call wall minus the slowest backend), comparison, pairwise and
-recording, and the harness share of wall time; for the run: wall time, worker
-startup, and CPU utilisation over the machine's cores.
+the backend), backend seconds; for the harness: CPU seconds in generation, reference,
+comparison, pairwise and recording (the main thread), transport (the pool's threads:
+framing, pipes, waking up), and the harness share of the work's wall time; for the
+run: wall time, worker startup, and CPU utilisation over the machine's cores.
+
+The harness share is the harness process's CPU seconds over the wall seconds of the
+work. Its threads overlap the backends (drawing the next case while the targets run
+this one), so wall-clock phase times would count waiting for a core, or for a
+backend, as harness time; they are printed too, for comparison.
 
 --compare runs the same workload twice in one invocation, each floatx in turn:
 "before" as the harness ran until issue 8 (shapes built axis by axis, a fresh worker
 per floatx, no persistent JAX compile cache, every example waiting for the slowest
-target) and "after" (shapes from strategies.SHAPE_MENU, workers switched to the next
-floatx in place, targets working through a case at their own pace, JAX's persistent
-cache in a fresh folder, so the figure is a first run's, not a warm cache's).
+target, no lookahead) and "after" (shapes from strategies.SHAPE_MENU, workers switched
+to the next floatx in place, targets working through a case at their own pace, the
+next case queued while this one is compared, JAX's persistent cache in a fresh
+folder, so the figure is a first run's, not a warm cache's).
 """
 from __future__ import annotations
 
@@ -77,23 +83,24 @@ def measure(variant, runnable, pythons, ops, floatxs, options, jax_cache) -> Non
             pool.worker_env = {"JAX_COMPILATION_CACHE_DIR": jax_cache}
         engine = Engine(pool, RunSettings(seed=2026, max_examples=options.examples,
                                           shrink_calls=0, reuse_shapes=reuse,
-                                          pipelined=reuse))
-        startups, work = [], 0.0
+                                          pipelined=reuse, lookahead=reuse))
+        startups, work, harness_cpu = [], 0.0, 0.0
         for floatx in floatxs:
             started = time.perf_counter()
             pool.use_floatx(floatx)
             startups.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            for op in ops:
-                engine.check(op, floatx)
+            started, cpu_started = time.perf_counter(), time.process_time()
+            for op, upcoming in zip(ops, ops[1:] + [None]):
+                engine.check(op, floatx, upcoming)
             work += time.perf_counter() - started
+            harness_cpu += time.process_time() - cpu_started  # this process, all threads
         ready = pool.ready
     wall = time.perf_counter() - wall_before
     cpu = cpu_seconds() - cpu_before
-    report(engine.timings, ready, ops, options, work, startups, wall, cpu)
+    report(engine.timings, ready, ops, options, work, harness_cpu, startups, wall, cpu)
 
 
-def report(timings, ready, ops, options, work, startups, wall, cpu) -> None:
+def report(timings, ready, ops, options, work, harness_cpu, startups, wall, cpu) -> None:
     examples = timings["examples"]
     print(f"workload: {len(ops)} ops x {options.examples} examples at {options.floatx} "
           f"on {len(ready)} targets ({examples} examples each)")
@@ -102,20 +109,17 @@ def report(timings, ready, ops, options, work, startups, wall, cpu) -> None:
         backend = timings[f"backend:{target_id}"]
         print(f"{target_id:<20}{examples / backend if backend else float('inf'):>12.1f}"
               f"{backend:>12.2f}")
-    slowest = timings["slowest_backend"]
-    phases = {
-        "generation": timings["explore"],  # hypothesis drawing the examples
-        "reference": timings["reference"],
-        "transport": timings["call"] - slowest,  # call wall beyond the slowest backend
-        "comparison": timings["compare"],
-        "pairwise": timings["pairwise"],
-        "recording": timings["record"],
-    }
-    harness = sum(phases.values())
-    print(f"\nharness seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
-    print(f"harness share of the work wall time: {harness / work:.1%} "
-          f"(harness {harness:.2f} s of {work:.2f} s; waiting on the slowest backend "
-          f"{slowest:.2f} s; worker restarts and shrinking excluded)")
+    main_phases = {"generation": "explore", "reference": "reference", "comparison": "compare",
+                   "pairwise": "pairwise", "recording": "record"}
+    cpu_phases = {name: timings[f"cpu:{key}"] for name, key in main_phases.items()}
+    cpu_phases["transport and bookkeeping"] = max(0.0, harness_cpu - sum(cpu_phases.values()))
+    print("\nharness CPU seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_phases.items()))
+    print(f"harness share of the work wall time: {harness_cpu / work:.1%} "
+          f"(harness process CPU {harness_cpu:.2f} s of {work:.2f} s wall; shrinking excluded)")
+    walls = {name: timings[key] for name, key in main_phases.items()}
+    print("wall-clock seconds of the same phases: " + ", ".join(f"{k} {v:.2f}" for k, v in walls.items())
+          + f"; waiting for replies {timings['call']:.2f}, slowest target's backend total "
+          f"{timings['slowest_backend']:.2f}")
     cores = os.cpu_count() or 1
     startup = " + ".join(f"{s:.1f}" for s in startups)
     print(f"run wall {wall:.1f} s (worker startup per floatx {startup} s), CPU {cpu:.1f} s, "

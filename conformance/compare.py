@@ -130,6 +130,7 @@ class Aggregate:
     backend_s: float = 0.0
     first_failure: dict | None = None  # the first divergent example, unshrunk
     seen_ok: bool = False
+    skipped: int = 0  # examples not sent after repeated crashes (engine.GIVE_UP_AFTER)
 
     def add(self, verdict: Verdict, backend_s: float = 0.0) -> None:
         self.examples += 1

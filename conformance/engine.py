@@ -38,6 +38,10 @@ PROFILES = {
 INLINE_LIMIT = 64  # arrays up to this many elements are stored whole in the JSON record
 MAX_SAVED = 8  # counterexamples kept per (op, floatx) in the example database
 KNOWN_SHRINK_CALLS = 20  # shrink budget for divergences in the known registry
+# A target that crashed or timed out on this many examples of a case gets no more of
+# them: each would cost a worker restart (seconds) or a whole timeout, and the verdict
+# is already a crash / timeout (see Pool.submit_many).
+GIVE_UP_AFTER = 3
 
 
 @dataclass
@@ -51,6 +55,18 @@ class RunSettings:
     example_db: Path | None = None
     reuse_shapes: bool = True  # see strategies.SHAPE_MENU
     pipelined: bool = True  # targets work through a case's examples at their own pace
+    # the next case's examples are drawn and queued before this case is compared and
+    # shrunk, so targets never idle between cases (needs `pipelined`)
+    lookahead: bool = True
+
+
+@dataclass
+class _Exploration:
+    """A case's examples, queued on every active target; replies arrive in futures."""
+    case: tuple  # (op name, floatx, target ids)
+    examples: list
+    requests: dict  # target id -> its requests, one per example
+    futures: dict  # target id -> Future of its list of replies (pipelined runs)
 
 
 class _Reproduced(Exception):
@@ -113,50 +129,66 @@ class Engine:
         self.run = run
         self.writer = writer
         # Seconds per harness phase (benchmarks/throughput.py reads these):
-        # explore = hypothesis drawing the examples; call = all targets answering them.
+        # explore = hypothesis drawing the examples; call = waiting for the targets' replies.
         self.timings = Counter()
+        self._queued: _Exploration | None = None  # the next case, queued by lookahead
 
     @contextmanager
     def _clock(self, phase: str):
-        started = time.perf_counter()
+        """Wall seconds of `phase`, and the CPU seconds the calling thread spent in it
+        (`cpu:<phase>`: on a busy machine, wall time includes waiting for a core)."""
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
             self.timings[phase] += time.perf_counter() - started
+            self.timings[f"cpu:{phase}"] += time.thread_time() - cpu_started
 
     # -- one (op, floatx) ---------------------------------------------------
-    def check(self, op: Op, floatx: str) -> list[dict]:
-        """Run one op at one floatx on every ready target; write and return the records."""
+    def check(self, op: Op, floatx: str, upcoming: Op | None = None) -> list[dict]:
+        """Run one op at one floatx on every ready target; write and return the records.
+
+        `upcoming`: the op of the next case at the same floatx, if the caller knows it.
+        Its examples are queued on the targets before this case is compared and shrunk
+        (RunSettings.lookahead).
+        """
         strategies.reuse_shapes(self.run.reuse_shapes)
-        targets = [self.pool.targets[tid] for tid in self.pool.ready]
         records = []
-        active = []
-        for target in targets:
+        for target in self._targets():
             if op.call_for(target.flavor) is None:
                 records.append(self._record(op, target.id, floatx, status="unsupported",
                                             message=f"not available in the {target.flavor} flavor"))
-            else:
-                active.append(target)
+        active = self._active(op)
         if active:
-            records += self._check_active(op, floatx, active)
+            records += self._check_active(op, floatx, active, upcoming)
         for record in records:
             self._write("result", record)
         return records
 
-    def _check_active(self, op, floatx, active) -> list[dict]:
+    def _targets(self):
+        return [self.pool.targets[tid] for tid in self.pool.ready]
+
+    def _active(self, op):
+        return [t for t in self._targets() if op.call_for(t.flavor) is not None]
+
+    def _check_active(self, op, floatx, active, upcoming=None) -> list[dict]:
         contexts = {t.id: Context(floatx, self._epsilon(t.id)) for t in active}
         aggregates = {t.id: compare.Aggregate() for t in active}
         pairs = {}
         started = time.perf_counter()
-        with self._clock("explore"):
-            examples = self._draw_examples(op, floatx)
-        # every target works through all examples at its own pace (Pool.call_many)
-        replies_by_target, refs_by_example = self._fan_out_many(op, examples, active, contexts)
+        exploration = self._explore(op, floatx, active)
+        if upcoming is not None and self.run.lookahead and self.run.pipelined:
+            self._queue_next(upcoming, floatx)
+        examples = exploration.examples
+        replies_by_target, refs_by_example = self._gather(op, exploration, active, contexts)
         for index, example in enumerate(examples):
             replies = {tid: replies[index] for tid, replies in replies_by_target.items()}
             refs = refs_by_example[index]
             with self._clock("compare"):
                 for target in active:
+                    if replies[target.id].get("status") == "skipped":  # see GIVE_UP_AFTER
+                        aggregates[target.id].skipped += 1
+                        continue
                     verdict = self._judge(op, target, floatx, example, replies[target.id],
                                           refs[target.id])
                     aggregate = aggregates[target.id]
@@ -166,7 +198,7 @@ class Engine:
             with self._clock("pairwise"):
                 self._pairwise(op, floatx, example, active, replies, refs, pairs)
         elapsed = time.perf_counter() - started
-        self.timings["examples"] += aggregates[active[0].id].examples
+        self.timings["examples"] += len(examples)
         # One target after the other: hypothesis runs tests in threads since 6.136.9, but
         # under CPython 3.11 its ast.parse fails when two threads call it ("AST
         # constructor recursion depth mismatch"); shrinks side by side lost 5 cases.
@@ -184,7 +216,7 @@ class Engine:
                 max_abs_err=aggregate.max_abs_err, max_ulp=aggregate.max_ulp,
                 worst_ratio=aggregate.worst_ratio, ratios=aggregate.ratios,
                 backend_s=round(aggregate.backend_s, 4), counterexample=counterexample,
-                wall_s=round(elapsed, 3)))
+                wall_s=round(elapsed, 3), **({"skipped": aggregate.skipped} if aggregate.skipped else {})))
         self._write("pairwise", {"op": op.name, "family": op.family, "floatx": floatx,
                                  "pairs": pairs})
         return records
@@ -206,8 +238,55 @@ class Engine:
         _settings(self.run.max_examples, [Phase.explicit, Phase.generate])(collect)()
         return examples
 
+    def _explore(self, op, floatx, active) -> _Exploration:
+        """The case's examples, queued on every active target: taken from lookahead
+        when it queued this very case for these targets, else drawn and queued now."""
+        case = (op.name, floatx, tuple(t.id for t in active))
+        if self._queued is not None and self._queued.case == case:
+            queued, self._queued = self._queued, None
+            return queued
+        with self._clock("explore"):
+            examples = self._draw_examples(op, floatx)
+        return self._submit(op, examples, active, case, GIVE_UP_AFTER)
+
+    def _queue_next(self, op, floatx) -> None:
+        """Draw the next case's examples and queue them behind this case's: targets
+        that finish this case go on with the next while it is compared and shrunk."""
+        active = self._active(op)
+        case = (op.name, floatx, tuple(t.id for t in active))
+        if not active or (self._queued is not None and self._queued.case == case):
+            return  # nothing to run, or queued already (this case is a retry)
+        with self._clock("explore"):
+            examples = self._draw_examples(op, floatx)
+        self._queued = self._submit(op, examples, active, case, GIVE_UP_AFTER)
+
+    def _submit(self, op, examples, active, case=None, give_up_after=None) -> _Exploration:
+        requests = {t.id: [op.call_for(t.flavor).request(e) for e in examples] for t in active}
+        futures = self.pool.submit_many(requests, give_up_after) if self.run.pipelined else {}
+        return _Exploration(case, examples, requests, futures)
+
+    def _gather(self, op, exploration, active, contexts):
+        """Every target's replies to the exploration's examples, and one reference per
+        (example, distinct epsilon), computed while the targets work."""
+        examples = exploration.examples
+        refs_by_example = self._references(op, examples, active, contexts)
+        with self._clock("call"):
+            if self.run.pipelined:
+                replies = {tid: future.result() for tid, future in exploration.futures.items()}
+            else:  # lock-step, as before issue 8: each example waits for the slowest target
+                requests = exploration.requests
+                answered = [self.pool.call({tid: batch[i] for tid, batch in requests.items()})
+                            for i in range(len(examples))]
+                replies = {tid: [a[tid] for a in answered] for tid in requests}
+        self._count_backend(replies)
+        return replies, refs_by_example
+
     def _fan_out_many(self, op, examples, active, contexts):
-        """All examples to every target; one reference per (example, distinct epsilon)."""
+        """All examples to every target, waiting for the replies (no lookahead)."""
+        return self._gather(op, self._submit(op, examples, active), active, contexts)
+
+    def _references(self, op, examples, active, contexts) -> list[dict]:
+        """One reference per (example, distinct epsilon), by target id."""
         refs_by_example = []
         with self._clock("reference"):
             for example in examples:
@@ -218,26 +297,17 @@ class Engine:
                         by_ctx[ctx] = op.references(example, ctx)
                     refs[target.id] = by_ctx[ctx]
                 refs_by_example.append(refs)
-        with self._clock("call"):
-            requests = {t.id: [op.call_for(t.flavor).request(e) for e in examples]
-                        for t in active}
-            if self.run.pipelined:
-                replies = self.pool.call_many(requests)
-            else:  # lock-step, as before issue 8: each example waits for the slowest target
-                answered = [self.pool.call({tid: batch[i] for tid, batch in requests.items()})
-                            for i in range(len(examples))]
-                replies = {tid: [a[tid] for a in answered] for tid in requests}
+        return refs_by_example
+
+    def _count_backend(self, replies) -> None:
         seconds = {tid: [r.get("backend_s", 0.0) for r in batch] for tid, batch in replies.items()}
         for target_id, values in seconds.items():
             self.timings[f"backend:{target_id}"] += sum(values)
-        # the call wall beyond waiting on the slowest backend is transport: side by side,
-        # the slowest target's total; in lock-step, each example's slowest target
-        if self.run.pipelined:
+        if self.run.pipelined:  # side by side: the slowest target's total
             slowest = max((sum(v) for v in seconds.values()), default=0.0)
-        else:
+        else:  # lock-step: each example's slowest target
             slowest = sum(max(per_example) for per_example in zip(*seconds.values()))
         self.timings["slowest_backend"] += slowest
-        return replies, refs_by_example
 
     # -- pieces ---------------------------------------------------------------
     def _epsilon(self, target_id: str) -> float:
@@ -261,8 +331,22 @@ class Engine:
             return compare.Verdict("error", f"cannot compare output: {type(exc).__name__}: {exc}")
 
     def _pairwise(self, op, floatx, example, active, replies, refs, pairs) -> None:
-        """Target x target agreement on identical inputs, in ULPs and tolerance units."""
+        """Target x target agreement on identical inputs, in ULPs and tolerance units.
+
+        Per-target float64 copies and per-reference bounds are computed once per
+        example, not once per pair (8 targets make 28 pairs)."""
         ok = {t.id: replies[t.id]["outputs"] for t in active if replies[t.id].get("status") == "ok"}
+        as64 = {tid: [o.astype("float64") for o in outputs] for tid, outputs in ok.items()}
+        bounds = {}  # id(reference) -> [(ulp, bound or None)] per output
+
+        def bounds_of(ref):
+            if id(ref) not in bounds:
+                errors = op.tolerance.errors(example, [r.astype("float64") for r in ref], ref, floatx)
+                bounds[id(ref)] = [
+                    (ulp(r, floatx), 2 * allowed + 2 * floor(floatx) if allowed.shape == r.shape else None)
+                    for r, (_, allowed) in zip(ref, errors)]
+            return bounds[id(ref)]
+
         for a, b in itertools.combinations(sorted(ok), 2):
             entry = pairs.setdefault(f"{a}|{b}", {"examples": 0, "disagreements": 0,
                                                    "max_ulp": 0.0, "max_ratio": 0.0})
@@ -272,18 +356,15 @@ class Engine:
                 entry["disagreements"] += 1
                 continue
             worst_ulp, worst_ratio = 0.0, 0.0
-            pairs_ab = op.tolerance.errors(example, [r.astype("float64") for r in ref], ref, floatx)
-            for x, y, r, (_, allowed) in zip(out_a, out_b, ref, pairs_ab):
-                if x.size == 0 or r.shape != x.shape:
+            for x64, y64, r, (unit, bound) in zip(as64[a], as64[b], ref, bounds_of(ref)):
+                if x64.size == 0 or r.shape != x64.shape:
                     continue
-                x64, y64 = x.astype("float64"), y.astype("float64")
                 both = np.isfinite(x64) & np.isfinite(y64)
                 if (np.isnan(x64) != np.isnan(y64)).any():
                     worst_ratio = float("inf")
                 diff = np.where(both, np.abs(x64 - y64), 0.0)
-                worst_ulp = max(worst_ulp, float((diff / ulp(r, floatx)).max()))
-                if allowed.shape == r.shape:
-                    bound = 2 * allowed + 2 * floor(floatx)
+                worst_ulp = max(worst_ulp, float((diff / unit).max()))
+                if bound is not None:
                     worst_ratio = max(worst_ratio, float((diff / bound).max()))
             entry["max_ulp"] = max(entry["max_ulp"], worst_ulp)
             entry["max_ratio"] = max(entry["max_ratio"], worst_ratio)

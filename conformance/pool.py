@@ -14,8 +14,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from conformance import envs, protocol, shims
@@ -280,6 +281,13 @@ class Pool:
         self.switch_in_place = True
         self.worker_env: dict[str, str | None] = {}  # applied last to every worker's environment
         self._threads = ThreadPoolExecutor(max_workers=max(1, len(targets)))
+        # One lane per target: a single thread that works through queued batches in
+        # order (submit_many), and a lock that keeps any other call to that target
+        # (a shrink, a counterexample) from interleaving with a batch on its pipe.
+        self._lanes = {t.id: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lane-{t.id}")
+                       for t in targets}
+        self._locks = {t.id: threading.RLock() for t in targets}
+        self._closing = False
 
     def use_floatx(self, floatx: str) -> dict[str, dict]:
         """Bring every target to keras.json floatx=`floatx`, in parallel.
@@ -354,20 +362,47 @@ class Pool:
         """Each target works through its own list of requests, concurrently with the
         others: a fast target never waits for a slow one between requests, so the wall
         time is the slowest target's total, not the sum of each request's slowest."""
-        def run(tid, batch):
-            return [self.call({tid: request})[tid] for request in batch]
-
-        futures = {tid: self._threads.submit(run, tid, batch) for tid, batch in requests.items()}
+        futures = self.submit_many(requests)
         return {tid: future.result() for tid, future in futures.items()}
+
+    def submit_many(self, requests: dict[str, list[dict]],
+                    give_up_after: int | None = None) -> dict[str, Future]:
+        """Queue each target's list of requests on its lane and return at once: a
+        future per target, resolving to its replies in order. Batches of one target
+        run one after the other, in the order they were submitted.
+
+        `give_up_after`: once a target has crashed or timed out on that many requests
+        of its batch, the rest are not sent (status ``skipped``): each would cost a
+        restart or a whole timeout and say nothing new.
+        """
+        return {tid: self._lanes[tid].submit(self._run_batch, tid, batch, give_up_after)
+                for tid, batch in requests.items()}
+
+    def _run_batch(self, target_id: str, batch: list[dict], give_up_after: int | None) -> list[dict]:
+        replies, failures = [], 0
+        with self._locks[target_id]:  # the whole batch: nothing cuts in between its calls
+            for request in batch:
+                if self._closing:  # the run is over (or interrupted): no restarts now
+                    replies.append({"status": "error", "message": "the pool was closed"})
+                elif give_up_after is not None and failures >= give_up_after:
+                    replies.append({"status": "skipped", "message": (
+                        f"not sent: the target crashed or timed out on {failures} earlier "
+                        "requests of this batch")})
+                else:
+                    reply = self.call({target_id: request})[target_id]
+                    failures += reply.get("status") in ("crash", "timeout")
+                    replies.append(reply)
+        return replies
 
     def call_all(self, request: dict) -> dict[str, dict]:
         return self.call({tid: request for tid in self.targets})
 
     def _call_one(self, target_id: str, request: dict) -> dict:
-        try:
-            return self.workers[target_id].call(request)
-        except StartupError as exc:  # the restart after a crash failed
-            return {"status": "crash", "message": f"restart failed: {exc}"}
+        with self._locks[target_id]:
+            try:
+                return self.workers[target_id].call(request)
+            except StartupError as exc:  # the restart after a crash failed
+                return {"status": "crash", "message": f"restart failed: {exc}"}
 
     def stop_workers(self) -> None:
         for worker in self.workers.values():
@@ -375,6 +410,9 @@ class Pool:
         self.workers = {}
 
     def close(self) -> None:
+        self._closing = True
+        for lane in self._lanes.values():  # queued batches are dropped, a running one ends
+            lane.shutdown(cancel_futures=True)
         self.stop_workers()
         self._threads.shutdown()
         if self._own_workdir:

@@ -145,6 +145,7 @@ class ConformanceSession:
         self.started = time.time()
         self.done = 0
         self.total = 0
+        self.next_case: Case | None = None  # set before each test (pytest_runtest_protocol)
         # what broke inside the harness: {"case", "retried", "traceback"} (see harness_error)
         self.harness_errors: list[dict] = []
 
@@ -265,15 +266,18 @@ class ConformanceSession:
     def check(self, case: Case) -> list[dict]:
         self.switch_floatx(case.floatx)
         started = time.time()
+        # the next test's case, when it runs at this floatx: its examples are queued
+        # on the targets while this one is compared and shrunk (RunSettings.lookahead)
+        upcoming = self.next_case.op if self.next_case and self.next_case.floatx == case.floatx else None
         try:
-            records = self.engine.check(case.op, case.floatx)
+            records = self.engine.check(case.op, case.floatx, upcoming)
         except Exception:
             # A bug of the harness itself: said at once with its traceback and kept in
             # the run record; the case is tried once more so that a passing fault
             # (a worker restart racing a reply, say) does not lose it. A second
             # failure fails the test and is reported the same way.
             self.harness_error(case.id, traceback.format_exc(), retried=True)
-            records = self.engine.check(case.op, case.floatx)
+            records = self.engine.check(case.op, case.floatx, upcoming)
         self.done += 1
         self._progress(case, records, time.time() - started)
         return records
@@ -329,15 +333,23 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 
+def case_of(item) -> Case | None:
+    case = item.callspec.params.get("case") if hasattr(item, "callspec") else None
+    return case if isinstance(case, Case) else None  # empty families have no Case
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Group by floatx so each target's workers switch floatx at most twice."""
-    def case_of(item):
-        case = item.callspec.params.get("case") if hasattr(item, "callspec") else None
-        return case if isinstance(case, Case) else None  # empty families have no Case
-
     items.sort(key=lambda item: FLOATX_ORDER.index(case_of(item).floatx) if case_of(item) else -1)
     if _SESSION in config.stash:
         config.stash[_SESSION].total = sum(1 for item in items if case_of(item))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Tell the session which case runs next, for the engine's lookahead."""
+    if _SESSION in item.config.stash:
+        item.config.stash[_SESSION].next_case = case_of(nextitem) if nextitem else None
 
 
 @pytest.fixture(scope="session")

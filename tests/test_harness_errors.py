@@ -12,7 +12,7 @@ class FlakyEngine:
         self.failures = failures
         self.calls = 0
 
-    def check(self, op, floatx):
+    def check(self, op, floatx, upcoming=None):
         self.calls += 1
         if self.calls <= self.failures:
             raise KeyError("planted harness fault")
@@ -22,7 +22,7 @@ class FlakyEngine:
 def session_with(engine):
     session = object.__new__(ConformanceSession)  # no pytest config: only check() is used
     session.engine, session.harness_errors, session.said = engine, [], []
-    session.done, session.total, session.started = 0, 1, 0.0
+    session.done, session.total, session.started, session.next_case = 0, 1, 0.0, None
     session.switch_floatx = lambda floatx: None
     session.say = session.said.append
     return session

@@ -95,3 +95,17 @@ def test_relative_workdir_gives_workers_absolute_paths(tmp_path, monkeypatch):
         assert os.path.isabs(info["keras_home"]), info["keras_home"]
         assert os.path.isfile(os.path.join(info["keras_home"], "keras.json"))
         assert call(pool, "add", np.ones(1), np.ones(1))["status"] == "ok"
+
+
+def test_batch_gives_up_on_a_target_that_keeps_crashing(make_pool):
+    """After `give_up_after` crashes the rest of a batch is not sent (each would cost a
+    restart); a batch queued after it runs normally, in order."""
+    pool = make_pool(fake_target())
+    crashing = [{"cmd": "call", "fn": "keras.ops.segfault", "args": [np.ones(1)], "kwargs": {}}] * 6
+    adding = [{"cmd": "call", "fn": "keras.ops.add", "args": [np.ones(1), np.ones(1)], "kwargs": {}}]
+    first = pool.submit_many({"fake": crashing}, give_up_after=2)
+    second = pool.submit_many({"fake": adding}, give_up_after=2)
+    statuses = [r["status"] for r in first["fake"].result()]
+    assert statuses == ["crash", "crash", "skipped", "skipped", "skipped", "skipped"]
+    assert second["fake"].result()[0]["status"] == "ok"
+    assert pool.workers["fake"].restarts == 2

@@ -78,6 +78,40 @@ def test_pipelined_calls_give_the_lock_step_records(tmp_path):
     assert shrunk and shrunk[0][-1] != "null", "the twin's counterexample was not recorded"
 
 
+def test_lookahead_gives_the_same_records_and_draws_each_case_once(tmp_path):
+    """The next case is queued before this one is compared and shrunk: same records as
+    without lookahead, and each case's examples are drawn once, even when a case is
+    retried after a harness error (which queues the same next case again)."""
+    targets = [fake_target(module="numpy_ops", target_id="correct"),
+               fake_target(module="planted_defects", target_id="planted")]
+    ops = [op for op in catalog.all_ops() if op.name in ("softmax", "sum", "exp", "mean")]
+
+    def run(lookahead, retry_op=None):
+        with Pool(targets, {t.id: t.python for t in targets}, tmp_path / str(lookahead)) as pool:
+            pool.use_floatx("float32")
+            engine = Engine(pool, RunSettings(seed=7, max_examples=20, shrink_calls=20,
+                                              lookahead=lookahead))
+            drawn_cases = []
+            draw = engine._draw_examples
+            engine._draw_examples = lambda op, fx: drawn_cases.append(op.name) or draw(op, fx)
+            found = []
+            for op, upcoming in zip(ops, ops[1:] + [None]):
+                if op.name == retry_op:  # as ConformanceSession.check retries a case
+                    engine.check(op, "float32", upcoming)
+                found += [(r["op"], r["target"], r["status"], r["examples"], r["max_abs_err"],
+                           json.dumps((r.get("counterexample") or {}).get("inputs"), sort_keys=True))
+                          for r in engine.check(op, "float32", upcoming)]
+            return found, drawn_cases
+
+    with_lookahead, drawn_with = run(True)
+    without, drawn_without = run(False)
+    assert with_lookahead == without
+    assert drawn_with == drawn_without == [op.name for op in ops]
+    _, drawn_retry = run(True, retry_op="sum")
+    # the retried case is drawn again; the case it queued ('mean') is not
+    assert drawn_retry == ["exp", "softmax", "sum", "mean", "sum"]
+
+
 def test_known_divergences_get_a_short_shrink(tmp_path):
     from conformance import known
     from conformance.engine import KNOWN_SHRINK_CALLS
