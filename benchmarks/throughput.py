@@ -5,7 +5,8 @@
 
 Workload: the ops in WORKLOAD (one or two per family), seed 2026, N examples per op,
 no shrinking. Prints per target: examples/s (examples over that target's time inside
-the backend), backend seconds; for the harness: CPU seconds in generation, reference,
+the backend), backend seconds (wall, in the worker) and backend CPU seconds (the worker
+process, its threads included: wall counts waiting for a core); for the harness: CPU seconds in generation, reference,
 comparison, pairwise and recording (the main thread), transport (the pool's threads:
 framing, pipes, waking up), and the harness share of the work's wall time; for the
 run: wall time, worker startup, and CPU utilisation over the machine's cores.
@@ -104,11 +105,11 @@ def report(timings, ready, ops, options, work, harness_cpu, startups, wall, cpu)
     examples = timings["examples"]
     print(f"workload: {len(ops)} ops x {options.examples} examples at {options.floatx} "
           f"on {len(ready)} targets ({examples} examples each)")
-    print(f"\n{'target':<20}{'examples/s':>12}{'backend s':>12}")
+    print(f"\n{'target':<20}{'examples/s':>12}{'backend s':>12}{'backend CPU s':>15}")
     for target_id in ready:
         backend = timings[f"backend:{target_id}"]
         print(f"{target_id:<20}{examples / backend if backend else float('inf'):>12.1f}"
-              f"{backend:>12.2f}")
+              f"{backend:>12.2f}{timings[f'backend_cpu:{target_id}']:>15.2f}")
     main_phases = {"generation": "explore", "reference": "reference", "comparison": "compare",
                    "pairwise": "pairwise", "recording": "record"}
     cpu_phases = {name: timings[f"cpu:{key}"] for name, key in main_phases.items()}

@@ -37,7 +37,11 @@ PROFILES = {
 }
 INLINE_LIMIT = 64  # arrays up to this many elements are stored whole in the JSON record
 MAX_SAVED = 8  # counterexamples kept per (op, floatx) in the example database
-KNOWN_SHRINK_CALLS = 20  # shrink budget for divergences in the known registry
+# Divergences in the known registry were investigated already: no shrink search, their
+# first divergent example is recorded as the counterexample (unshrunk). They are half
+# of all divergences in a full run (OpenVINO and JAX at float64, say), and a 20-call
+# search on each cost about 5,000 backend calls a run.
+KNOWN_SHRINK_CALLS = 0
 # A target that crashed or timed out on this many examples of a case gets no more of
 # them: each would cost a worker restart (seconds) or a whole timeout, and the verdict
 # is already a crash / timeout (see Pool.submit_many).
@@ -67,6 +71,13 @@ class _Exploration:
     examples: list
     requests: dict  # target id -> its requests, one per example
     futures: dict  # target id -> Future of its list of replies (pipelined runs)
+
+
+class _BudgetSpent(BaseException):
+    """Raised inside the shrink search when its backend calls are spent. A
+    BaseException, so hypothesis stops at once instead of treating it as a failure
+    (letting every further candidate pass would keep its shrinker drawing and
+    discarding candidates, milliseconds of parent CPU each)."""
 
 
 class _Reproduced(Exception):
@@ -303,6 +314,8 @@ class Engine:
         seconds = {tid: [r.get("backend_s", 0.0) for r in batch] for tid, batch in replies.items()}
         for target_id, values in seconds.items():
             self.timings[f"backend:{target_id}"] += sum(values)
+            self.timings[f"backend_cpu:{target_id}"] += sum(
+                r.get("backend_cpu_s", 0.0) for r in replies[target_id])
         if self.run.pipelined:  # side by side: the slowest target's total
             slowest = max((sum(v) for v in seconds.values()), default=0.0)
         else:  # lock-step: each example's slowest target
@@ -373,8 +386,7 @@ class Engine:
 
     def _shrink_budget(self, op, floatx, target, verdict) -> int:
         """Backend calls the shrink may spend: crashes and hangs cost a restart or a
-        timeout per call; a divergence in the known registry was investigated already
-        and gets a short search (its counterexample is still recorded)."""
+        timeout per call; a divergence in the known registry gets KNOWN_SHRINK_CALLS."""
         if verdict in ("crash", "timeout"):
             return min(5, self.run.shrink_calls)
         if known.lookup(self.run.registry, op.name, target.id, floatx, verdict) is not None:
@@ -394,7 +406,7 @@ class Engine:
         @given(op.inputs(floatx))
         def probe(example):
             if state["calls"] >= budget:
-                return  # budget spent: every further candidate 'passes', shrinking ends
+                raise _BudgetSpent()
             state["calls"] += 1
             reply = self.pool.call({target.id: call.request(example)})[target.id]
             verdict = self._judge(op, target, floatx, example, reply, op.references(example, ctx))
@@ -403,8 +415,9 @@ class Engine:
                 raise _Reproduced()
 
         try:
-            probe()
-        except (_Reproduced, HypothesisException, BaseExceptionGroup):
+            if budget > 0:
+                probe()
+        except (_Reproduced, _BudgetSpent, HypothesisException, BaseExceptionGroup):
             pass  # the last reproduction recorded is the smallest hypothesis found
         found = state["last"] or aggregate.first_failure
         self._remember(op, floatx, found["example"])

@@ -112,7 +112,7 @@ def test_lookahead_gives_the_same_records_and_draws_each_case_once(tmp_path):
     assert drawn_retry == ["exp", "softmax", "sum", "mean", "sum"]
 
 
-def test_known_divergences_get_a_short_shrink(tmp_path):
+def test_known_divergences_get_a_short_shrink_and_keep_a_counterexample(tmp_path):
     from conformance import known
     from conformance.engine import KNOWN_SHRINK_CALLS
 
@@ -129,4 +129,5 @@ def test_known_divergences_get_a_short_shrink(tmp_path):
         records = {r["target"]: r for r in engine.check(sum_op, "float32")}
     assert records["planted-known"]["status"] == "known"
     assert records["planted-known"]["counterexample"]["shrink_calls"] <= KNOWN_SHRINK_CALLS
+    assert records["planted-known"]["counterexample"]["inputs"]["x"]["shape"]  # still recorded
     assert records["planted"]["counterexample"]["shrink_calls"] > KNOWN_SHRINK_CALLS

@@ -40,6 +40,31 @@ class Sampled(Statistical):
         return inner.errors(example, outputs, refs, floatx)
 
 
+_DIST_FACTS: dict = {}  # (distribution, parameters, quantiles) -> _dist_facts(...)
+
+
+def _dist_facts(dist, quantiles):
+    """(mean, var, kurtosis, [(threshold, cdf at threshold)] per quantile) of a frozen
+    scipy distribution. Memoized by its name and parameters: scipy computes some of
+    them numerically (truncnorm: milliseconds), and a case asks for them once per
+    example and target, with the same parameters."""
+    key = (dist.dist.name, dist.args, tuple(sorted(dist.kwds.items())), tuple(quantiles))
+    try:
+        return _DIST_FACTS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable parameter (an array): computed, not kept
+        key = None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean, var, kurtosis = (float(v) for v in dist.stats(moments="mvk"))
+    facts = (mean, var, kurtosis, [(dist.ppf(q), float(dist.cdf(dist.ppf(q)))) for q in quantiles])
+    if key is not None:
+        if len(_DIST_FACTS) > 4096:
+            _DIST_FACTS.clear()
+        _DIST_FACTS[key] = facts
+    return facts
+
+
 def _sample_stats(samples, dist, in_support, quantiles=(0.1, 0.5, 0.9)):
     """[(observed, expected, standard error)] as three aligned vectors (one output)."""
     x = np.asarray(samples, dtype="float64").ravel()
@@ -48,8 +73,7 @@ def _sample_stats(samples, dist, in_support, quantiles=(0.1, 0.5, 0.9)):
     observed = [x.size - finite.size, np.count_nonzero(~in_support(finite))]
     expected = [0.0, 0.0]
     stderr = [0.0, 0.0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean, var, kurtosis = (float(v) for v in dist.stats(moments="mvk"))
+    mean, var, kurtosis, points = _dist_facts(dist, quantiles)
     if var == 0:  # a point mass (p = 0 or 1): scipy's kurtosis is nan, every sample is mean
         kurtosis = -2.0
     observed.append(finite.mean() if finite.size else mean)  # no samples: counts fail
@@ -62,9 +86,7 @@ def _sample_stats(samples, dist, in_support, quantiles=(0.1, 0.5, 0.9)):
         observed.append(finite.var(ddof=1))
         expected.append(var)
         stderr.append(var * np.sqrt((kurtosis + 2 + 2 / (n - 1)) / n))
-    for q in quantiles:
-        threshold = dist.ppf(q)
-        p = float(dist.cdf(threshold))
+    for threshold, p in points:
         observed.append(np.count_nonzero(finite <= threshold) / n)
         expected.append(p)
         stderr.append(np.sqrt(p * (1 - p) / n))
