@@ -309,6 +309,10 @@ class Pool:
         return self.infos()
 
     def _bring_to_floatx(self, target_id: str) -> str | None:
+        with self._locks[target_id]:  # after any batch still queued at the old floatx
+            return self._switch_or_restart(target_id)
+
+    def _switch_or_restart(self, target_id: str) -> str | None:
         worker = self.workers.get(target_id)
         if worker is not None and worker.alive and self.switch_in_place:
             try:

@@ -109,3 +109,15 @@ def test_batch_gives_up_on_a_target_that_keeps_crashing(make_pool):
     assert statuses == ["crash", "crash", "skipped", "skipped", "skipped", "skipped"]
     assert second["fake"].result()[0]["status"] == "ok"
     assert pool.workers["fake"].restarts == 2
+
+
+def test_floatx_switch_waits_for_a_queued_batch(make_pool):
+    """A batch still running at the old floatx finishes before the switch: the two
+    never interleave on the worker's pipe."""
+    pool = make_pool(fake_target())
+    slow = [{"cmd": "call", "fn": "keras.ops.sleep_then_add",
+             "args": [np.ones(1), np.ones(1)], "kwargs": {}}] * 3
+    queued = pool.submit_many({"fake": slow})
+    pool.use_floatx("float64")
+    assert [r["status"] for r in queued["fake"].result()] == ["ok"] * 3
+    assert call(pool, "add", np.ones(1), np.ones(1))["status"] == "ok"
