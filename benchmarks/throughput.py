@@ -5,11 +5,13 @@
 
 Workload: the ops in WORKLOAD (one or two per family), seed 2026, N examples per op,
 no shrinking. Prints per target: examples/s (examples over that target's time inside
-the backend), backend seconds (wall, in the worker) and backend CPU seconds (the worker
-process, its threads included: wall counts waiting for a core); for the harness: CPU seconds in generation, reference,
-comparison, pairwise and recording (the main thread), transport (the pool's threads:
-framing, pipes, waking up), and the harness share of the work's wall time; for the
-run: wall time, worker startup, and CPU utilisation over the machine's cores.
+the backend), backend seconds (wall, in the worker) and backend CPU seconds (the
+worker process, its threads included: wall counts waiting for a core); for the harness:
+CPU seconds in generation, reference, comparison, pairwise and recording (the main
+thread), transport and bookkeeping (the rest of the process: the pool's threads
+framing and waking up, the engine's own work), and the harness share of the work's
+wall time; for the run: wall time, worker startup, and CPU utilisation over the
+machine's cores.
 
 The harness share is the harness process's CPU seconds over the wall seconds of the
 work. Its threads overlap the backends (drawing the next case while the targets run

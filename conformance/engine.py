@@ -73,6 +73,11 @@ class _Exploration:
     futures: dict  # target id -> Future of its list of replies (pipelined runs)
 
 
+def _case_key(op, floatx, active) -> tuple:
+    """What lookahead queued, to be matched by the case that takes it."""
+    return (op.name, floatx, tuple(t.id for t in active))
+
+
 class _BudgetSpent(BaseException):
     """Raised inside the shrink search when its backend calls are spent. A
     BaseException, so hypothesis stops at once instead of treating it as a failure
@@ -252,24 +257,25 @@ class Engine:
     def _explore(self, op, floatx, active) -> _Exploration:
         """The case's examples, queued on every active target: taken from lookahead
         when it queued this very case for these targets, else drawn and queued now."""
-        case = (op.name, floatx, tuple(t.id for t in active))
+        case = _case_key(op, floatx, active)
         if self._queued is not None and self._queued.case == case:
             queued, self._queued = self._queued, None
             return queued
-        with self._clock("explore"):
-            examples = self._draw_examples(op, floatx)
-        return self._submit(op, examples, active, case, GIVE_UP_AFTER)
+        return self._draw_and_submit(op, floatx, active, case)
 
     def _queue_next(self, op, floatx) -> None:
         """Draw the next case's examples and queue them behind this case's: targets
         that finish this case go on with the next while it is compared and shrunk."""
         active = self._active(op)
-        case = (op.name, floatx, tuple(t.id for t in active))
+        case = _case_key(op, floatx, active)
         if not active or (self._queued is not None and self._queued.case == case):
             return  # nothing to run, or queued already (this case is a retry)
+        self._queued = self._draw_and_submit(op, floatx, active, case)
+
+    def _draw_and_submit(self, op, floatx, active, case) -> _Exploration:
         with self._clock("explore"):
             examples = self._draw_examples(op, floatx)
-        self._queued = self._submit(op, examples, active, case, GIVE_UP_AFTER)
+        return self._submit(op, examples, active, case, GIVE_UP_AFTER)
 
     def _submit(self, op, examples, active, case=None, give_up_after=None) -> _Exploration:
         requests = {t.id: [op.call_for(t.flavor).request(e) for e in examples] for t in active}

@@ -57,7 +57,8 @@ def _dist_facts(dist, quantiles):
         key = None
     with np.errstate(divide="ignore", invalid="ignore"):
         mean, var, kurtosis = (float(v) for v in dist.stats(moments="mvk"))
-    facts = (mean, var, kurtosis, [(dist.ppf(q), float(dist.cdf(dist.ppf(q)))) for q in quantiles])
+    thresholds = [dist.ppf(q) for q in quantiles]
+    facts = (mean, var, kurtosis, [(t, float(dist.cdf(t))) for t in thresholds])
     if key is not None:
         if len(_DIST_FACTS) > 4096:
             _DIST_FACTS.clear()
