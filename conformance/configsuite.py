@@ -146,9 +146,10 @@ def _first_lines(text: str, lines: int = 3) -> str:
 class TargetRun:
     """The workers of one target, one per setup, started on first use."""
 
-    def __init__(self, target: Target, python: str, workdir: Path):
+    def __init__(self, target: Target, python: str, workdir: Path, niceness: int = 0):
         self.target, self.python = target, python
         self.workdir = Path(workdir)
+        self.niceness = niceness  # see Worker: > 0 for checks run beside the op cases
         self.setups = setups(target)
         self.workers: dict[str, Worker] = {}
         self.failed: dict[str, str] = {}
@@ -172,7 +173,7 @@ class TargetRun:
             self.homes[name] = home
             env["HOME"] = str(home)
         worker = Worker(self.target, self.python, setup.floatx, folder,
-                        keras_json=setup.keras_json, env=env)
+                        keras_json=setup.keras_json, env=env, niceness=self.niceness)
         try:
             worker.start()
         except StartupError as exc:
@@ -716,21 +717,25 @@ class TargetBroken(Exception):
 class ConfigSuite:
     """Runs scenarios target by target; keeps only the current target's workers alive.
 
-    `writer` (a store.ResultsWriter) receives each record as kind ``config``.
+    `writer` (a store.ResultsWriter) receives each record as kind ``config`` as soon as
+    its scenario is done, so an interrupted run keeps every finished check.
     `prefetch` runs the scenarios of up to `parallel` targets at once in the
     background (each in its own TargetRun, closed when done); `run` then hands out
-    their records in the order asked, so the tests and the results file keep their
-    order while the targets' slow starts (TensorFlow, CNTK) overlap.
+    their records in the order asked. With `niceness` > 0 the background workers run
+    under `nice`: the pytest plugin starts these checks at the beginning of a run, beside
+    the op cases, and they take only the cores the op cases leave idle.
     """
 
     def __init__(self, targets: list[Target], pythons: dict[str, str], workdir: Path, *,
-                 registry=(), floatx=FLOATX, writer=None, parallel: int = 1):
+                 registry=(), floatx=FLOATX, writer=None, parallel: int = 1,
+                 niceness: int = 0):
         self.targets = {t.id: t for t in targets}
         self.pythons = pythons
         self.workdir = Path(workdir)
         self.registry = list(registry or [])
         self.floatx = [f for f in FLOATX if f in floatx]
         self.writer = writer
+        self.niceness = niceness
         self.current: TargetRun | None = None
         self._threads = ThreadPoolExecutor(max_workers=max(1, parallel))
         self._prefetched: dict[tuple[str, str], Future] = {}
@@ -769,7 +774,7 @@ class ConfigSuite:
         python = self.pythons.get(target_id)
         if python is None:
             raise TargetBroken("no interpreter (environment not provisioned)")
-        return TargetRun(self.targets[target_id], python, self.workdir)
+        return TargetRun(self.targets[target_id], python, self.workdir, self.niceness)
 
     def target_run(self, target_id: str) -> TargetRun:
         if self.current is not None and self.current.target.id != target_id:
@@ -790,18 +795,18 @@ class ConfigSuite:
         else:
             records = function(target_run)
         target_run.release()
-        return [known.mark(r, self.registry, FAILING) for r in records]
-
-    def run(self, target_id: str, scenario: str) -> list[dict]:
-        future = self._prefetched.pop((target_id, scenario), None)
-        if future is not None:
-            records = future.result()
-        else:
-            records = self._compute(self.target_run(target_id), scenario)
+        records = [known.mark(r, self.registry, FAILING) for r in records]
         if self.writer is not None:
             for record in records:
                 self.writer.write("config", record)
         return records
+
+    def run(self, target_id: str, scenario: str) -> list[dict]:
+        """The records of one scenario (computed now unless prefetched; written once)."""
+        future = self._prefetched.pop((target_id, scenario), None)
+        if future is not None:
+            return future.result()
+        return self._compute(self.target_run(target_id), scenario)
 
     def close(self) -> None:
         self._closing = True  # cases never asked for (deselected, interrupted run)

@@ -24,6 +24,10 @@ from conformance.targets import Target
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 STARTUP_TIMEOUT_S = 300.0  # importing TensorFlow on a loaded 2-core machine is slow
+# A worker started under `nice` gets a fraction of a core while full-priority workers
+# are busy (about a tenth at niceness 10): its time limits stretch by this factor, so
+# that waiting for a core is not taken for a hang.
+NICE_SLACK = 4.0
 
 
 def worker_path(workdir: Path) -> str:
@@ -116,11 +120,15 @@ class Worker:
     `keras_json` and `env` exist for configuration tests: a dict (written as JSON) or
     str (written verbatim) replaces the generated keras.json, None leaves KERAS_HOME
     empty; `env` entries are applied last, a None value removes the variable.
+    `niceness` > 0 starts the process under `nice` (all its threads inherit it), for
+    work that should only take cores the others leave idle.
     """
 
     def __init__(self, target: Target, python: str, floatx: str, workdir: Path, *,
-                 keras_json: dict | str | None | object = GENERATED, env: dict | None = None):
+                 keras_json: dict | str | None | object = GENERATED, env: dict | None = None,
+                 niceness: int = 0):
         self.target, self.python, self.floatx = target, python, floatx
+        self.niceness = niceness if niceness > 0 and shutil.which("nice") else 0
         # absolute: KERAS_HOME and the logs live here, and the worker's cwd is elsewhere
         self.workdir = Path(workdir).resolve()
         self.keras_json, self.env_overrides = keras_json, dict(env or {})
@@ -167,6 +175,8 @@ class Worker:
         command = [self.python, "-m", "conformance.worker", "--flavor", self.target.flavor]
         if self.target.flavor == "ops-module":
             command += ["--module", self.target.backend]
+        if self.niceness:  # nice execs the worker: same pid, so kill and wait are unchanged
+            command = [shutil.which("nice"), "-n", str(self.niceness), *command]
         return command
 
     def start(self) -> dict:
@@ -178,9 +188,10 @@ class Worker:
         os.set_blocking(self.proc.stdin.fileno(), False)
         self._deadline = _Deadline()
         self._reader = protocol.FrameReader(self.proc.stdout.fileno(), self._deadline)
+        startup_s = self.time_limit(STARTUP_TIMEOUT_S)
         try:
-            self._receive(time.monotonic() + STARTUP_TIMEOUT_S)  # hello: numpy imported
-            info = self.request({"cmd": "info"}, STARTUP_TIMEOUT_S)
+            self._receive(time.monotonic() + startup_s)  # hello: numpy imported
+            info = self.request({"cmd": "info"}, startup_s)
         except (WorkerDied, WorkerTimeout, protocol.ProtocolError) as exc:
             self.kill()
             raise StartupError(self._startup_failure(exc)) from None
@@ -192,10 +203,13 @@ class Worker:
 
     def _startup_failure(self, exc: Exception) -> str:
         if isinstance(exc, WorkerTimeout):
-            what = f"worker did not answer within {STARTUP_TIMEOUT_S:.0f} s"
+            what = f"worker did not answer within {self.time_limit(STARTUP_TIMEOUT_S):.0f} s"
         else:
             what = _describe_exit(self.proc.poll() if self.proc else None)
         return f"{what}; last lines of {self.log_path}:\n{self.log_tail()}"
+
+    def time_limit(self, seconds: float) -> float:
+        return seconds * NICE_SLACK if self.niceness else seconds
 
     def log_tail(self, lines: int = 12) -> str:
         try:
@@ -248,7 +262,7 @@ class Worker:
 
     def call(self, message: dict, timeout: float | None = None) -> dict:
         """Send one request; a dead or stuck worker becomes a crash/timeout reply."""
-        timeout = timeout or self.target.timeout_s
+        timeout = timeout or self.time_limit(self.target.timeout_s)
         if not self.alive:
             self.restarts += 1
             self.start()

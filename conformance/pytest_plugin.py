@@ -10,6 +10,9 @@ Each test file in suites/ marks its family (``pytestmark = pytest.mark.family(..
 and takes the ``case`` fixture: one test per (op, floatx). A test fails only for
 *unexpected* divergences (anything in the known-divergence registry is `known`).
 Tests are ordered by floatx: workers start once and switch floatx between groups.
+The configuration checks (suites/test_config.py, parameter ``config_case``) start in
+the background when the run opens, on niced workers that take only the cores the op
+cases leave idle; their tests come last and collect the records.
 """
 from __future__ import annotations
 
@@ -26,13 +29,20 @@ from pathlib import Path
 import hypothesis
 import pytest
 
-from conformance import __version__, catalog, compare, known, targets as targets_mod
+from conformance import __version__, catalog, compare, configsuite, known, targets as targets_mod
 from conformance.engine import PROFILES, Engine, RunSettings
 from conformance.pool import Pool
 from conformance.probe import pool_statuses, resolve_interpreters
 from conformance import store
 
 FLOATX_ORDER = ("float32", "float64", "float16")
+CONFIG_PARAM = "config_case"  # suites/test_config.py's parameter: (target id, scenario)
+# Configuration checks beside the op cases: targets checked at once, and the niceness
+# of their workers. They start processes, dozens of them (a run's config checks cost
+# ~170 CPU seconds); the op cases leave a quarter of two cores idle, and nice 10 keeps
+# the checks there instead of slowing the op cases.
+CONFIG_PARALLEL = 2
+CONFIG_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -146,6 +156,7 @@ class ConformanceSession:
         self.done = 0
         self.total = 0
         self.next_case: Case | None = None  # set before each test (pytest_runtest_protocol)
+        self.config_suite: configsuite.ConfigSuite | None = None  # see start_config_checks
         # what broke inside the harness: {"case", "retried", "traceback"} (see harness_error)
         self.harness_errors: list[dict] = []
 
@@ -177,7 +188,24 @@ class ConformanceSession:
                  f"({self.settings.max_examples} examples per op), {self.total} (op, floatx) cases, "
                  f"targets {', '.join(t.id for t in self.targets)}; results in {self.out_dir}")
 
+    def start_config_checks(self, cases: list[tuple[str, str]]) -> None:
+        """Start these (target id, scenario) configuration checks in the background;
+        their records are written as each scenario finishes (once: a no-op when
+        started already, or when no config test was collected)."""
+        if self.config_suite is not None or not cases:
+            return
+        pythons, _ = resolve_interpreters(self.targets, self.specs)
+        self.config_suite = configsuite.ConfigSuite(
+            self.targets, pythons, self.out_dir / "config-workers", registry=self.registry,
+            floatx=self.floatx, writer=self.writer, parallel=CONFIG_PARALLEL,
+            niceness=CONFIG_NICENESS)
+        self.config_suite.prefetch(cases)
+        self.say(f"configuration checks: {len(cases)} (target, scenario) started in the "
+                 f"background (niced workers); their tests run last")
+
     def close(self) -> None:
+        if self.config_suite is not None:  # before the writer closes: it writes records
+            self.config_suite.close()
         if self.pool is not None:
             self.pool.close()
         if self.writer is not None:
@@ -338,9 +366,25 @@ def case_of(item) -> Case | None:
     return case if isinstance(case, Case) else None  # empty families have no Case
 
 
+def config_case_of(item) -> tuple[str, str] | None:
+    """The (target id, scenario) of a configuration test, else None (also for the
+    placeholder test pytest makes of an empty parameter set)."""
+    value = getattr(getattr(item, "callspec", None), "params", {}).get(CONFIG_PARAM)
+    return value if isinstance(value, tuple) else None
+
+
+def _order(item) -> int:
+    """Other tests first, then the cases grouped by floatx, the config tests last."""
+    case = case_of(item)
+    if case is not None:
+        return FLOATX_ORDER.index(case.floatx)
+    return len(FLOATX_ORDER) if config_case_of(item) is not None else -1
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Group by floatx so each target's workers switch floatx at most twice."""
-    items.sort(key=lambda item: FLOATX_ORDER.index(case_of(item).floatx) if case_of(item) else -1)
+    """Group by floatx so each target's workers switch floatx at most twice; the config
+    tests go last, their checks having run in the background meanwhile."""
+    items.sort(key=_order)
     if _SESSION in config.stash:
         config.stash[_SESSION].total = sum(1 for item in items if case_of(item))
 
@@ -358,6 +402,7 @@ def conformance(request):
     state = session_of(request.config)
     if state.writer is None:
         state.open()
+    state.start_config_checks([c for c in map(config_case_of, request.session.items) if c])
     yield state
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
+import time
 from pathlib import Path
 
 
@@ -25,20 +27,40 @@ def _clean(value):
     return value
 
 
+# Each record is flushed to the OS as it is written: a run that is interrupted or
+# killed keeps every line. The disk itself is synced at most this often (and at the
+# end): a sync per record cost ~1.5 ms of the engine's thread, ~5,600 times a run, to
+# guard only against the machine itself going down, which then loses one second.
+SYNC_EVERY_S = 1.0
+
+
 class ResultsWriter:
+    """Appends records to results.jsonl, one whole line each, from any thread (the
+    configuration checks write from their own thread beside the op cases)."""
+
     def __init__(self, out_dir: Path):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.out_dir / "results.jsonl"
         self._file = open(self.path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._synced = time.monotonic()
 
     def write(self, kind: str, record: dict) -> None:
-        self._file.write(json.dumps(_clean({"kind": kind, **record})) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        line = json.dumps(_clean({"kind": kind, **record})) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+            if time.monotonic() - self._synced >= SYNC_EVERY_S:
+                os.fsync(self._file.fileno())
+                self._synced = time.monotonic()
 
     def close(self) -> None:
-        self._file.close()
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
 
 
 def read_records(path: Path) -> list[dict]:

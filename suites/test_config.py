@@ -16,13 +16,7 @@ import zlib
 import pytest
 
 from conformance import configsuite
-from conformance.probe import resolve_interpreters
 from conformance.pytest_plugin import session_of
-
-
-# Targets whose configuration checks run at once: their workers mostly wait on imports
-# (TensorFlow, CNTK), so two overlap well on two cores.
-PARALLEL_TARGETS = 2
 
 
 def _selected(session, target_id: str, scenario: str) -> bool:
@@ -45,33 +39,17 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("config_case", cases, ids=[f"{t}-{s}" for t, s in cases])
 
 
-@pytest.fixture(scope="module")  # these tests run first and together: workers end with them
-def config_suite(conformance, request):
-    pythons, _ = resolve_interpreters(conformance.targets, conformance.specs)
-    suite = configsuite.ConfigSuite(
-        conformance.targets, pythons, conformance.out_dir / "config-workers",
-        registry=conformance.registry, floatx=conformance.floatx, writer=conformance.writer,
-        parallel=PARALLEL_TARGETS)
-    suite.prefetch(_collected_cases(request.session.items))
-    yield suite
-    suite.close()
-
-
-def _collected_cases(items) -> list[tuple[str, str]]:
-    """The config cases of the collected tests, after every selection (-k, shards)."""
-    return [item.callspec.params["config_case"] for item in items
-            if "config_case" in getattr(getattr(item, "callspec", None), "params", {})]
-
-
 def _line(record: dict) -> str:
     return (f"{record['target']}: {record['check']}: {record['status']}: expected "
             f"{json.dumps(record['expected'])}, observed {json.dumps(record['observed'])}")
 
 
-def test_config(config_case, config_suite, conformance):
+def test_config(config_case, conformance):
+    """The checks ran in the background from the start of the run (the plugin's
+    start_config_checks); this test waits for them and judges them."""
     target_id, scenario = config_case
     try:
-        records = config_suite.run(target_id, scenario)
+        records = conformance.config_suite.run(target_id, scenario)
     except configsuite.TargetBroken as exc:
         reason = str(exc).splitlines()[0] if str(exc) else ""
         conformance.say(f"config {target_id} {scenario}: target cannot run: {reason}")

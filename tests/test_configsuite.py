@@ -5,7 +5,10 @@ defects planted through FAKE_KERAS_DEFECTS) through the real pool, worker and pr
 the others run the real targets and skip where their environment is not provisioned.
 """
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -316,8 +319,10 @@ def test_keras2_theano_raises_the_keras2_reference_errors(tmp_path):
 
 
 def test_prefetched_targets_give_the_serial_records_in_order(tmp_path):
-    """Two targets checked in the background at once hand out the same records, in the
-    order asked, as one target after the other; a target that cannot start is broken."""
+    """Two targets checked in the background at once, on niced workers, hand out the
+    same records, in the order asked, as one target after the other; each record is on
+    disk as soon as its scenario is done, before anybody asks (an interrupted run keeps
+    it); a target that cannot start is broken."""
     good = fake_keras(tmp_path, target_id="fake-good")
     bad = fake_keras(tmp_path, ["float64_as_float32"], target_id="fake-bad")
     broken = fake_keras(tmp_path, ["no_such_defect"], target_id="fake-broken")
@@ -325,9 +330,10 @@ def test_prefetched_targets_give_the_serial_records_in_order(tmp_path):
     pythons = {t.id: t.python for t in (good, bad, broken)}
     writer = store.ResultsWriter(tmp_path / "out")
     suite = configsuite.ConfigSuite([good, bad, broken], pythons, tmp_path / "work",
-                                    writer=writer, parallel=2)
+                                    writer=writer, parallel=2, niceness=5)
     suite.prefetch(cases)
     try:
+        streamed = wait_for_config_records(tmp_path / "out" / "results.jsonl", targets=2)
         prefetched = [suite.run(t, s) for t, s in cases[:4]]
         with pytest.raises(configsuite.TargetBroken, match="unknown FAKE_KERAS_DEFECTS"):
             suite.run(*cases[4])
@@ -342,5 +348,49 @@ def test_prefetched_targets_give_the_serial_records_in_order(tmp_path):
 
     assert [essentials(r) for r in prefetched] == [essentials(r) for r in serial]
     assert not_passing(prefetched[2]) == {"floatx/float64"}
-    written = [c["check"] for c in store.load(tmp_path / "out")["config"]]
-    assert written == [r["check"] for records in prefetched for r in records]
+    every = sorted((r["target"], r["check"]) for records in prefetched for r in records)
+    assert sorted((r["target"], r["check"]) for r in streamed) == every
+    assert sorted((c["target"], c["check"]) for c in store.load(tmp_path / "out")["config"]) == every
+
+
+def wait_for_config_records(path, targets: int, timeout_s: float = 120.0) -> list[dict]:
+    """The config records in results.jsonl once `targets` targets have finished both
+    of their scenarios (floatx, precedence)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        records = [r for r in store.read_records(path) if r["kind"] == "config"] if path.exists() else []
+        done = {(r["target"], r["scenario"]) for r in records}
+        if len(done) >= 2 * targets:
+            return records
+        time.sleep(0.2)
+    raise AssertionError(f"config records not written within {timeout_s} s: {sorted(done)}")
+
+
+def test_a_run_checks_configuration_in_the_background_and_judges_it_last(tmp_path):
+    """`conformance run` starts the configuration checks when the run opens, beside the
+    op cases, and their tests come after every op case."""
+    home = tmp_path / "user-home"
+    home.mkdir()
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.conformance.targets.fk]\nflavor = "keras3"\nbackend = "fakenp"\n'
+        f'python = "{sys.executable}"\npythonpath = ["{FAKE_KERAS}"]\n'
+        f'env_vars = {{HOME = "{home}"}}\n')
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", "--targets", "fk",
+         "--ops", "exp,add,config/floatx", "--floatx", "float32", "--profile", "smoke",
+         "--seed", "5", "--out", str(out), "--no-report"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+
+    def first(text):
+        return next(i for i, line in enumerate(lines) if text in line)
+
+    started = first("configuration checks: 1 (target, scenario) started in the background")
+    assert started < min(first("exp-float32"), first("add-float32"))
+    assert max(first("exp-float32"), first("add-float32")) < first("config fk")
+    records = store.read_records(out / "results.jsonl")
+    assert {(r["check"], r["status"]) for r in records if r["kind"] == "config"} == {
+        ("floatx/float32", "pass")}  # the run's floatx only

@@ -1,8 +1,10 @@
 """Worker life cycle with misbehaving plugins: crashes and hangs become results."""
+import os
 import time
 
 import numpy as np
 
+from conformance.pool import NICE_SLACK, Worker
 from conftest import fake_target
 
 
@@ -121,3 +123,26 @@ def test_floatx_switch_waits_for_a_queued_batch(make_pool):
     pool.use_floatx("float64")
     assert [r["status"] for r in queued["fake"].result()] == ["ok"] * 3
     assert call(pool, "add", np.ones(1), np.ones(1))["status"] == "ok"
+
+
+def test_a_niced_worker_runs_under_nice_with_stretched_time_limits(tmp_path):
+    """Background work (the configuration checks) must only take idle cores: the worker
+    process and every thread it starts run at the niceness asked for, and its time
+    limits stretch so that waiting for a core is not taken for a hang."""
+    target = fake_target(timeout_s=2.0)
+    worker = Worker(target, target.python, "float32", tmp_path, niceness=7)
+    worker.start()
+    try:
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        threads = [int(t) for t in os.listdir(f"/proc/{worker.proc.pid}/task")]
+        assert {os.getpriority(os.PRIO_PROCESS, t) for t in threads} == {ours + 7}
+        assert worker.time_limit(target.timeout_s) == 2.0 * NICE_SLACK
+        assert call_worker(worker, "add", np.ones(2), np.ones(2))["status"] == "ok"
+    finally:
+        worker.stop()
+    plain = Worker(target, target.python, "float32", tmp_path / "plain")
+    assert plain.time_limit(target.timeout_s) == 2.0 and "nice" not in plain.command()[0]
+
+
+def call_worker(worker, fn, *args):
+    return worker.call({"cmd": "call", "fn": f"keras.ops.{fn}", "args": list(args), "kwargs": {}})
