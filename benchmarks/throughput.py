@@ -86,15 +86,16 @@ def measure(variant, runnable, pythons, ops, floatxs, options, jax_cache) -> Non
             pool.worker_env = {"JAX_COMPILATION_CACHE_DIR": jax_cache}
         engine = Engine(pool, RunSettings(seed=2026, max_examples=options.examples,
                                           shrink_calls=0, reuse_shapes=reuse,
-                                          pipelined=reuse, lookahead=reuse))
+                                          pipelined=reuse,
+                                          **({} if reuse else {"lookahead": 0})))
         startups, work, harness_cpu = [], 0.0, 0.0
         for floatx in floatxs:
             started = time.perf_counter()
             pool.use_floatx(floatx)
             startups.append(time.perf_counter() - started)
             started, cpu_started = time.perf_counter(), time.process_time()
-            for op, upcoming in zip(ops, ops[1:] + [None]):
-                engine.check(op, floatx, upcoming)
+            for index, op in enumerate(ops):
+                engine.check(op, floatx, ops[index + 1:])
             work += time.perf_counter() - started
             harness_cpu += time.process_time() - cpu_started  # this process, all threads
         ready = pool.ready

@@ -59,9 +59,12 @@ class RunSettings:
     example_db: Path | None = None
     reuse_shapes: bool = True  # see strategies.SHAPE_MENU
     pipelined: bool = True  # targets work through a case's examples at their own pace
-    # the next case's examples are drawn and queued before this case is compared and
-    # shrunk, so targets never idle between cases (needs `pipelined`)
-    lookahead: bool = True
+    # Cases queued ahead (needs `pipelined`; 0: none): the next cases' examples are
+    # drawn and queued on the targets before this case is compared and shrunk, so a
+    # target that is done with this case goes on with the next ones instead of idling
+    # while the slowest target, or the shrink, finishes it. Shrink steps and
+    # counterexamples go before queued cases (see pool._Gate).
+    lookahead: int = 3
 
 
 @dataclass
@@ -147,7 +150,7 @@ class Engine:
         # Seconds per harness phase (benchmarks/throughput.py reads these):
         # explore = hypothesis drawing the examples; call = waiting for the targets' replies.
         self.timings = Counter()
-        self._queued: _Exploration | None = None  # the next case, queued by lookahead
+        self._queued: dict[tuple, _Exploration] = {}  # the next cases, queued by lookahead
 
     @contextmanager
     def _clock(self, phase: str):
@@ -161,13 +164,15 @@ class Engine:
             self.timings[f"cpu:{phase}"] += time.thread_time() - cpu_started
 
     # -- one (op, floatx) ---------------------------------------------------
-    def check(self, op: Op, floatx: str, upcoming: Op | None = None) -> list[dict]:
+    def check(self, op: Op, floatx: str, upcoming=()) -> list[dict]:
         """Run one op at one floatx on every ready target; write and return the records.
 
-        `upcoming`: the op of the next case at the same floatx, if the caller knows it.
-        Its examples are queued on the targets before this case is compared and shrunk
-        (RunSettings.lookahead).
+        `upcoming`: the ops of the next cases at the same floatx, nearest first, as far
+        as the caller knows them (an Op or None are accepted for one or none). The
+        first RunSettings.lookahead of them are queued on the targets before this case
+        is compared and shrunk.
         """
+        upcoming = [upcoming] if isinstance(upcoming, Op) else list(upcoming or ())
         strategies.reuse_shapes(self.run.reuse_shapes)
         records = []
         for target in self._targets():
@@ -187,14 +192,14 @@ class Engine:
     def _active(self, op):
         return [t for t in self._targets() if op.call_for(t.flavor) is not None]
 
-    def _check_active(self, op, floatx, active, upcoming=None) -> list[dict]:
+    def _check_active(self, op, floatx, active, upcoming=()) -> list[dict]:
         contexts = {t.id: Context(floatx, self._epsilon(t.id)) for t in active}
         aggregates = {t.id: compare.Aggregate() for t in active}
         pairs = {}
         started = time.perf_counter()
         exploration = self._explore(op, floatx, active)
-        if upcoming is not None and self.run.lookahead and self.run.pipelined:
-            self._queue_next(upcoming, floatx)
+        if self.run.pipelined:
+            self._queue_next(upcoming[:self.run.lookahead], floatx)
         examples = exploration.examples
         replies_by_target, refs_by_example = self._gather(op, exploration, active, contexts)
         for index, example in enumerate(examples):
@@ -258,19 +263,22 @@ class Engine:
         """The case's examples, queued on every active target: taken from lookahead
         when it queued this very case for these targets, else drawn and queued now."""
         case = _case_key(op, floatx, active)
-        if self._queued is not None and self._queued.case == case:
-            queued, self._queued = self._queued, None
-            return queued
-        return self._draw_and_submit(op, floatx, active, case)
+        queued = self._queued.pop(case, None)
+        return queued if queued is not None else self._draw_and_submit(op, floatx, active, case)
 
-    def _queue_next(self, op, floatx) -> None:
-        """Draw the next case's examples and queue them behind this case's: targets
-        that finish this case go on with the next while it is compared and shrunk."""
-        active = self._active(op)
-        case = _case_key(op, floatx, active)
-        if not active or (self._queued is not None and self._queued.case == case):
-            return  # nothing to run, or queued already (this case is a retry)
-        self._queued = self._draw_and_submit(op, floatx, active, case)
+    def _queue_next(self, ops, floatx) -> None:
+        """Draw the next cases' examples and queue them behind this case's, in order:
+        targets that finish this case go on with them while it is compared and shrunk.
+        A queued case that is no longer among the next ones is forgotten."""
+        wanted = {}
+        for op in ops:
+            active = self._active(op)
+            if active:  # else nothing to run
+                wanted[_case_key(op, floatx, active)] = (op, active)
+        self._queued = {case: q for case, q in self._queued.items() if case in wanted}
+        for case, (op, active) in wanted.items():
+            if case not in self._queued:  # else queued already (by an earlier case, a retry)
+                self._queued[case] = self._draw_and_submit(op, floatx, active, case)
 
     def _draw_and_submit(self, op, floatx, active, case) -> _Exploration:
         with self._clock("explore"):
@@ -301,6 +309,15 @@ class Engine:
     def _fan_out_many(self, op, examples, active, contexts):
         """All examples to every target, waiting for the replies (no lookahead)."""
         return self._gather(op, self._submit(op, examples, active), active, contexts)
+
+    def _fan_out_now(self, op, example, active, contexts):
+        """One example to every target by direct calls, which go before the cases
+        lookahead queued (a counterexample waits for none of them)."""
+        refs = self._references(op, [example], active, contexts)[0]
+        with self._clock("call"):
+            replies = self.pool.call({t.id: op.call_for(t.flavor).request(example) for t in active})
+        self._count_backend({tid: [reply] for tid, reply in replies.items()})
+        return replies, refs
 
     def _references(self, op, examples, active, contexts) -> list[dict]:
         """One reference per (example, distinct epsilon), by target id."""
@@ -451,9 +468,7 @@ class Engine:
 
     def _counterexample(self, op, floatx, target, found, active, contexts, shrunk, calls):
         example, verdict = found["example"], found["verdict"]
-        batches, refs_by_example = self._fan_out_many(op, [example], active, contexts)
-        replies = {tid: batch[0] for tid, batch in batches.items()}
-        refs = refs_by_example[0]
+        replies, refs = self._fan_out_now(op, example, active, contexts)
         outputs = {}
         for tid, reply in replies.items():
             if reply.get("status") == "ok":

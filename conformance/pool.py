@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from conformance import envs, protocol, shims
@@ -112,6 +113,35 @@ def compile_caches(target_id: str) -> dict[str, str]:
 
 
 GENERATED = object()  # Worker(keras_json=...) default: the target's own keras.json at floatx
+
+
+class _Gate:
+    """Turns at one target's pipe, one holder at a time. A turn asked for with
+    `first=True` (a direct call) goes before every turn waiting without it (queued
+    batches): so a shrink step waits for the batch in progress, not for the cases
+    lookahead queued behind it."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._busy = False
+        self._first_waiting = 0
+
+    @contextmanager
+    def turn(self, first: bool = False):
+        with self._changed:
+            self._first_waiting += first
+            try:
+                while self._busy or (not first and self._first_waiting):
+                    self._changed.wait()
+            finally:
+                self._first_waiting -= first
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy = False
+                self._changed.notify_all()
 
 
 class Worker:
@@ -296,11 +326,12 @@ class Pool:
         self.worker_env: dict[str, str | None] = {}  # applied last to every worker's environment
         self._threads = ThreadPoolExecutor(max_workers=max(1, len(targets)))
         # One lane per target: a single thread that works through queued batches in
-        # order (submit_many), and a lock that keeps any other call to that target
-        # (a shrink, a counterexample) from interleaving with a batch on its pipe.
+        # order (submit_many, floatx switches), and a gate to the target's pipe that
+        # direct calls (a shrink step, a counterexample) pass before any queued batch:
+        # they wait for the batch in progress only, however many are queued behind it.
         self._lanes = {t.id: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lane-{t.id}")
                        for t in targets}
-        self._locks = {t.id: threading.RLock() for t in targets}
+        self._gates = {t.id: _Gate() for t in targets}
         self._closing = False
 
     def use_floatx(self, floatx: str) -> dict[str, dict]:
@@ -315,7 +346,8 @@ class Pool:
             return self.infos()
         self.floatx = floatx
         self.broken = {}
-        futures = {tid: self._threads.submit(self._bring_to_floatx, tid) for tid in self.targets}
+        # on each target's lane: after every batch queued at the old floatx
+        futures = {tid: self._lanes[tid].submit(self._bring_to_floatx, tid) for tid in self.targets}
         for tid, future in futures.items():
             error = future.result()
             if error:
@@ -323,7 +355,7 @@ class Pool:
         return self.infos()
 
     def _bring_to_floatx(self, target_id: str) -> str | None:
-        with self._locks[target_id]:  # after any batch still queued at the old floatx
+        with self._gates[target_id].turn():
             return self._switch_or_restart(target_id)
 
     def _switch_or_restart(self, target_id: str) -> str | None:
@@ -398,7 +430,7 @@ class Pool:
 
     def _run_batch(self, target_id: str, batch: list[dict], give_up_after: int | None) -> list[dict]:
         replies, failures = [], 0
-        with self._locks[target_id]:  # the whole batch: nothing cuts in between its calls
+        with self._gates[target_id].turn():  # the whole batch: a direct call waits for it
             for request in batch:
                 if self._closing:  # the run is over (or interrupted): no restarts now
                     replies.append({"status": "error", "message": "the pool was closed"})
@@ -407,7 +439,7 @@ class Pool:
                         f"not sent: the target crashed or timed out on {failures} earlier "
                         "requests of this batch")})
                 else:
-                    reply = self.call({target_id: request})[target_id]
+                    reply = self._call_worker(target_id, request)
                     failures += reply.get("status") in ("crash", "timeout")
                     replies.append(reply)
         return replies
@@ -416,11 +448,17 @@ class Pool:
         return self.call({tid: request for tid in self.targets})
 
     def _call_one(self, target_id: str, request: dict) -> dict:
-        with self._locks[target_id]:
-            try:
-                return self.workers[target_id].call(request)
-            except StartupError as exc:  # the restart after a crash failed
-                return {"status": "crash", "message": f"restart failed: {exc}"}
+        with self._gates[target_id].turn(first=True):
+            return self._call_worker(target_id, request)
+
+    def _call_worker(self, target_id: str, request: dict) -> dict:
+        worker = self.workers.get(target_id)
+        if worker is None:  # could not start at this floatx, or the pool was closed
+            return {"status": "broken", "message": self.broken.get(target_id, "not started")}
+        try:
+            return worker.call(request)
+        except StartupError as exc:  # the restart after a crash failed
+            return {"status": "crash", "message": f"restart failed: {exc}"}
 
     def stop_workers(self) -> None:
         for worker in self.workers.values():

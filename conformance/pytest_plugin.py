@@ -17,6 +17,7 @@ cases leave idle; their tests come last and collect the records.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import random
 import sys
@@ -155,7 +156,10 @@ class ConformanceSession:
         self.started = time.time()
         self.done = 0
         self.total = 0
-        self.next_case: Case | None = None  # set before each test (pytest_runtest_protocol)
+        # the cases of the tests after the running one, up to the first that is not
+        # a case (set before each test: pytest_runtest_protocol)
+        self.next_cases: list[Case] = []
+        self.positions: dict[int, int] | None = None  # id(item) -> its index in the run
         self.config_suite: configsuite.ConfigSuite | None = None  # see start_config_checks
         # what broke inside the harness: {"case", "retried", "traceback"} (see harness_error)
         self.harness_errors: list[dict] = []
@@ -294,9 +298,10 @@ class ConformanceSession:
     def check(self, case: Case) -> list[dict]:
         self.switch_floatx(case.floatx)
         started = time.time()
-        # the next test's case, when it runs at this floatx: its examples are queued
-        # on the targets while this one is compared and shrunk (RunSettings.lookahead)
-        upcoming = self.next_case.op if self.next_case and self.next_case.floatx == case.floatx else None
+        # the next tests' cases at this floatx: their examples are queued on the
+        # targets while this one is compared and shrunk (RunSettings.lookahead)
+        upcoming = [c.op for c in itertools.takewhile(
+            lambda c: c.floatx == case.floatx, self.next_cases)]
         try:
             records = self.engine.check(case.op, case.floatx, upcoming)
         except Exception:
@@ -391,9 +396,16 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
-    """Tell the session which case runs next, for the engine's lookahead."""
-    if _SESSION in item.config.stash:
-        item.config.stash[_SESSION].next_case = case_of(nextitem) if nextitem else None
+    """Tell the session which cases run next, for the engine's lookahead."""
+    if _SESSION not in item.config.stash:
+        return
+    state = item.config.stash[_SESSION]
+    if state.positions is None:  # the collected items do not change once tests run
+        state.positions = {id(i): n for n, i in enumerate(item.session.items)}
+    position = state.positions.get(id(item))
+    following = item.session.items[position + 1:] if position is not None else [nextitem]
+    upcoming = itertools.islice(map(case_of, filter(None, following)), state.settings.lookahead)
+    state.next_cases = list(itertools.takewhile(lambda c: c is not None, upcoming))
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ class FlakyEngine:
 def session_with(engine):
     session = object.__new__(ConformanceSession)  # no pytest config: only check() is used
     session.engine, session.harness_errors, session.said = engine, [], []
-    session.done, session.total, session.started, session.next_case = 0, 1, 0.0, None
+    session.done, session.total, session.started, session.next_cases = 0, 1, 0.0, []
     session.switch_floatx = lambda floatx: None
     session.say = session.said.append
     return session

@@ -51,6 +51,22 @@ def test_boolean_and_multiple_outputs(openvino_pool):
     assert values.tolist() == [1.0] and indices.tolist() == [0]
 
 
+def test_models_of_the_last_ops_are_kept(openvino_pool):
+    """Shrink steps run between queued cases: going back to a recent op reuses its
+    models; an op KEPT_OPS ops back compiles again (the memory stays bounded)."""
+    from conformance.adapters.openvino_graphs import KEPT_OPS
+
+    pool = openvino_pool("keras3-openvino")
+    x = np.ones((2, 2), dtype="float32")
+    ops = ["exp", "log", "sin", "cos", "tanh", "sqrt"][:KEPT_OPS + 1]
+    for name in ops[:KEPT_OPS]:
+        call(pool, "keras3-openvino", f"keras.ops.{name}", x)
+    assert call(pool, "keras3-openvino", "keras.ops.exp", x)["compile_s"] == 0  # kept
+    call(pool, "keras3-openvino", f"keras.ops.{ops[KEPT_OPS]}", x)  # drops the oldest: log
+    assert call(pool, "keras3-openvino", "keras.ops.exp", x)["compile_s"] == 0
+    assert call(pool, "keras3-openvino", "keras.ops.log", x)["compile_s"] > 0
+
+
 def test_floatx_switch_drops_compiled_models(openvino_pool):
     pool = openvino_pool("keras3-openvino")
     x = np.ones((2, 2), dtype="float32")

@@ -125,6 +125,19 @@ def test_floatx_switch_waits_for_a_queued_batch(make_pool):
     assert call(pool, "add", np.ones(1), np.ones(1))["status"] == "ok"
 
 
+def test_a_direct_call_waits_for_the_batch_in_progress_only(make_pool):
+    """Lookahead queues several cases on a target; a shrink step or a counterexample
+    (a direct call) goes before the queued ones, after the one in progress."""
+    pool = make_pool(fake_target())
+    sleepy = [{"cmd": "call", "fn": "keras.ops.sleep_then_add",
+               "args": [np.ones(1), np.full(1, 0.3)], "kwargs": {}}] * 2
+    batches = [pool.submit_many({"fake": sleepy})["fake"] for _ in range(3)]
+    time.sleep(0.1)  # the first batch is in progress
+    assert call(pool, "add", np.ones(1), np.ones(1))["status"] == "ok"
+    assert batches[0].done() and not batches[1].done()
+    assert [r["status"] for b in batches for r in b.result()] == ["ok"] * 6
+
+
 def test_a_niced_worker_runs_under_nice_with_stretched_time_limits(tmp_path):
     """Background work (the configuration checks) must only take idle cores: the worker
     process and every thread it starts run at the niceness asked for, and its time

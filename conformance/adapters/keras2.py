@@ -23,6 +23,7 @@ from conformance.adapters import Unsupported
 
 _LIBRARY = {"tensorflow": "tensorflow", "theano": "theano", "cntk": "cntk"}
 MODULE_VAR = "CONFORMANCE_KERAS_MODULE"
+GRAPH_FUNCTIONS = 40  # TensorFlow 1: functions built before an op change drops the graph
 # Keras 2 packages that run on TensorFlow 2 and need its graph mode
 _GRAPH_MODE_PACKAGES = ("tf_keras",)
 
@@ -72,8 +73,9 @@ class Adapter(object):
         self.bakes_scalars = self.K.backend() == "cntk"
         # TensorFlow 1 keeps every graph ever built in one default graph, and building
         # gets slower as it grows (15 ms per small function on a fresh graph, 300 ms
-        # after 400 functions), so its graphs are dropped whenever the op changes: a
-        # run asks for one op's signatures at a time.
+        # after 400 functions), so its graphs are dropped when the op changes once
+        # GRAPH_FUNCTIONS functions are built: a run asks for a few ops' signatures at a
+        # time (a case, the cases queued behind it, shrink steps between them).
         self.graph_per_op = self.K.backend() == "tensorflow"
         self.last_fn = None
 
@@ -175,7 +177,7 @@ class Adapter(object):
             clear_session()
 
     def call(self, fn_name, args, kwargs, params=()):
-        if self.graph_per_op and fn_name != self.last_fn and self.compiled:
+        if self.graph_per_op and fn_name != self.last_fn and len(self.compiled) > GRAPH_FUNCTIONS:
             self._drop_graphs()
         self.last_fn = fn_name
         arrays = adapters.leaf_arrays(args)

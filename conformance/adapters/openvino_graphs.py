@@ -19,6 +19,7 @@ CPU plugin kernels run. The target ``keras3-openvino-eager`` keeps the eager pat
 An op that cannot be built over Parameters (it needs the input values in Python) is
 run eagerly instead, and that choice is remembered for its signature.
 """
+import collections
 import time
 
 import numpy as np
@@ -26,6 +27,10 @@ import numpy as np
 from conformance import adapters
 
 EAGER = object()  # cache entry: this signature does not compile, it runs eagerly
+# Ops whose compiled models are kept (the most recently called): a run asks for a few
+# ops at a time (a case, the cases queued behind it, a shrink step between them), and
+# the memory of one op's models stays bounded.
+KEPT_OPS = 4
 
 
 def _describe(value):
@@ -40,18 +45,17 @@ def _describe(value):
 
 
 class CompiledCalls(object):
-    """Compiled OpenVINO models for the current op, keyed by signature."""
+    """Compiled OpenVINO models of the last KEPT_OPS ops, keyed by signature."""
 
     def __init__(self):
         import openvino
         from keras.src.backend.openvino import core  # what Keras's own calls use
         self.core = core
         self.openvino = openvino
-        self.models = {}
-        self.last_fn = None
+        self.models = collections.OrderedDict()  # op name -> {signature: model}
 
     def clear(self):
-        self.models = {}
+        self.models = collections.OrderedDict()
 
     def call(self, fn, fn_name, args, kwargs, eager):
         """Outputs as numpy arrays and the seconds spent compiling (0 when cached).
@@ -59,12 +63,10 @@ class CompiledCalls(object):
         `eager()` runs the call the eager way, for a signature that does not compile
         (remembered, so the failed compile is paid once).
         """
-        if fn_name != self.last_fn:  # a run asks for one op at a time: bound the memory
-            self.clear()
-            self.last_fn = fn_name
-        key = (fn_name, _describe(args), _describe(kwargs))
+        models = self._models_of(fn_name)
+        key = (_describe(args), _describe(kwargs))
         compile_s = 0.0
-        entry = self.models.get(key)
+        entry = models.get(key)
         if entry is None:
             started = time.perf_counter()
             try:
@@ -72,10 +74,18 @@ class CompiledCalls(object):
             except Exception:
                 entry = EAGER
             compile_s = time.perf_counter() - started
-            self.models[key] = entry
+            models[key] = entry
         if entry is EAGER:
             return eager(), compile_s
         return self._run(entry, adapters.leaf_arrays(args)), compile_s
+
+    def _models_of(self, fn_name):
+        """The op's models, now the most recently used; the oldest op's are dropped."""
+        models = self.models.pop(fn_name, None)
+        self.models[fn_name] = models if models is not None else {}
+        while len(self.models) > KEPT_OPS:
+            self.models.popitem(last=False)
+        return self.models[fn_name]
 
     def _compile(self, fn, args, kwargs):
         core, ov = self.core, self.openvino
