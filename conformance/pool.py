@@ -116,10 +116,13 @@ GENERATED = object()  # Worker(keras_json=...) default: the target's own keras.j
 
 
 class _Gate:
-    """Turns at one target's pipe, one holder at a time. A turn asked for with
-    `first=True` (a direct call) goes before every turn waiting without it (queued
-    batches): so a shrink step waits for the batch in progress, not for the cases
-    lookahead queued behind it."""
+    """Turns at one target's pipe, one request at a time. A turn asked for with
+    `first=True` (a direct call: a shrink step, a counterexample) goes before every
+    turn waiting without it (the requests of queued batches): it waits for the request
+    in progress only, not for the cases lookahead queued. Requests are independent
+    (the adapters keep compiled functions of several ops), so a direct call between
+    two requests of a batch changes nothing but the order; a floatx switch runs on
+    the target's lane, after its queued batches, so none of them straddles it."""
 
     def __init__(self):
         self._changed = threading.Condition()
@@ -327,8 +330,7 @@ class Pool:
         self._threads = ThreadPoolExecutor(max_workers=max(1, len(targets)))
         # One lane per target: a single thread that works through queued batches in
         # order (submit_many, floatx switches), and a gate to the target's pipe that
-        # direct calls (a shrink step, a counterexample) pass before any queued batch:
-        # they wait for the batch in progress only, however many are queued behind it.
+        # direct calls (a shrink step, a counterexample) pass before queued requests.
         self._lanes = {t.id: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lane-{t.id}")
                        for t in targets}
         self._gates = {t.id: _Gate() for t in targets}
@@ -430,18 +432,18 @@ class Pool:
 
     def _run_batch(self, target_id: str, batch: list[dict], give_up_after: int | None) -> list[dict]:
         replies, failures = [], 0
-        with self._gates[target_id].turn():  # the whole batch: a direct call waits for it
-            for request in batch:
-                if self._closing:  # the run is over (or interrupted): no restarts now
-                    replies.append({"status": "error", "message": "the pool was closed"})
-                elif give_up_after is not None and failures >= give_up_after:
-                    replies.append({"status": "skipped", "message": (
-                        f"not sent: the target crashed or timed out on {failures} earlier "
-                        "requests of this batch")})
-                else:
+        for request in batch:
+            if self._closing:  # the run is over (or interrupted): no restarts now
+                replies.append({"status": "error", "message": "the pool was closed"})
+            elif give_up_after is not None and failures >= give_up_after:
+                replies.append({"status": "skipped", "message": (
+                    f"not sent: the target crashed or timed out on {failures} earlier "
+                    "requests of this batch")})
+            else:
+                with self._gates[target_id].turn():  # a turn per request: see _Gate
                     reply = self._call_worker(target_id, request)
-                    failures += reply.get("status") in ("crash", "timeout")
-                    replies.append(reply)
+                failures += reply.get("status") in ("crash", "timeout")
+                replies.append(reply)
         return replies
 
     def call_all(self, request: dict) -> dict[str, dict]:

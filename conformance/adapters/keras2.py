@@ -23,7 +23,7 @@ from conformance.adapters import Unsupported
 
 _LIBRARY = {"tensorflow": "tensorflow", "theano": "theano", "cntk": "cntk"}
 MODULE_VAR = "CONFORMANCE_KERAS_MODULE"
-GRAPH_FUNCTIONS = 40  # TensorFlow 1: functions built before an op change drops the graph
+GRAPH_FUNCTIONS = 16  # TensorFlow 1: functions built before an op change drops the graph
 # Keras 2 packages that run on TensorFlow 2 and need its graph mode
 _GRAPH_MODE_PACKAGES = ("tf_keras",)
 
