@@ -168,11 +168,9 @@ class Engine:
         """Run one op at one floatx on every ready target; write and return the records.
 
         `upcoming`: the ops of the next cases at the same floatx, nearest first, as far
-        as the caller knows them (an Op or None are accepted for one or none). The
-        first RunSettings.lookahead of them are queued on the targets before this case
-        is compared and shrunk.
+        as the caller knows them (a list). The first RunSettings.lookahead of them are
+        queued on the targets before this case is compared and shrunk.
         """
-        upcoming = [upcoming] if isinstance(upcoming, Op) else list(upcoming or ())
         strategies.reuse_shapes(self.run.reuse_shapes)
         records = []
         for target in self._targets():
@@ -285,9 +283,13 @@ class Engine:
             examples = self._draw_examples(op, floatx)
         return self._submit(op, examples, active, case, GIVE_UP_AFTER)
 
-    def _submit(self, op, examples, active, case=None, give_up_after=None) -> _Exploration:
+    def _submit(self, op, examples, active, case=None, give_up_after=None,
+                queue=True) -> _Exploration:
+        """The examples' requests, queued on the targets' lanes when `queue` (and the
+        run is pipelined); else they are sent by _gather, by direct calls."""
         requests = {t.id: [op.call_for(t.flavor).request(e) for e in examples] for t in active}
-        futures = self.pool.submit_many(requests, give_up_after) if self.run.pipelined else {}
+        queued = queue and self.run.pipelined
+        futures = self.pool.submit_many(requests, give_up_after) if queued else {}
         return _Exploration(case, examples, requests, futures)
 
     def _gather(self, op, exploration, active, contexts):
@@ -296,9 +298,9 @@ class Engine:
         examples = exploration.examples
         refs_by_example = self._references(op, examples, active, contexts)
         with self._clock("call"):
-            if self.run.pipelined:
+            if exploration.futures:
                 replies = {tid: future.result() for tid, future in exploration.futures.items()}
-            else:  # lock-step, as before issue 8: each example waits for the slowest target
+            else:  # lock-step direct calls (as before issue 8, and for counterexamples)
                 requests = exploration.requests
                 answered = [self.pool.call({tid: batch[i] for tid, batch in requests.items()})
                             for i in range(len(examples))]
@@ -310,14 +312,10 @@ class Engine:
         """All examples to every target, waiting for the replies (no lookahead)."""
         return self._gather(op, self._submit(op, examples, active), active, contexts)
 
-    def _fan_out_now(self, op, example, active, contexts):
-        """One example to every target by direct calls, which go before the cases
+    def _fan_out_now(self, op, examples, active, contexts):
+        """Examples to every target by direct calls, which go before the cases
         lookahead queued (a counterexample waits for none of them)."""
-        refs = self._references(op, [example], active, contexts)[0]
-        with self._clock("call"):
-            replies = self.pool.call({t.id: op.call_for(t.flavor).request(example) for t in active})
-        self._count_backend({tid: [reply] for tid, reply in replies.items()})
-        return replies, refs
+        return self._gather(op, self._submit(op, examples, active, queue=False), active, contexts)
 
     def _references(self, op, examples, active, contexts) -> list[dict]:
         """One reference per (example, distinct epsilon), by target id."""
@@ -468,7 +466,9 @@ class Engine:
 
     def _counterexample(self, op, floatx, target, found, active, contexts, shrunk, calls):
         example, verdict = found["example"], found["verdict"]
-        replies, refs = self._fan_out_now(op, example, active, contexts)
+        batches, refs_by_example = self._fan_out_now(op, [example], active, contexts)
+        replies = {tid: batch[0] for tid, batch in batches.items()}
+        refs = refs_by_example[0]
         outputs = {}
         for tid, reply in replies.items():
             if reply.get("status") == "ok":
