@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from conformance.tolerance import Tolerance, floor, ulp
+from conformance.tolerance import Tolerance, floor, once, ulp
 
 SEVERITY = ["crash", "timeout", "error", "shape", "dtype", "nan", "fail", "unsupported",
             "broken", "pass"]
@@ -58,15 +58,15 @@ def _special_mismatch(out: np.ndarray, ref: np.ndarray, allowed: np.ndarray, flo
 
 def compare(outputs: list[np.ndarray], refs: list[np.ndarray], tolerance: Tolerance,
             example: dict, floatx: str, expected_dtypes: list[str],
-            scale: float = 1.0) -> Verdict:
-    """Judge one backend's outputs for one example."""
+            scale: float = 1.0, memo: dict | None = None) -> Verdict:
+    """Judge one backend's outputs for one example (`memo`: see Tolerance.errors)."""
     if len(outputs) != len(refs):
         return Verdict("shape", f"{len(outputs)} outputs, expected {len(refs)}")
     for index, (out, ref) in enumerate(zip(outputs, refs)):
         if out.shape != ref.shape:
             return Verdict("shape", f"output {index}: shape {out.shape}, expected {ref.shape}")
     values = [o.astype("float64") if o.dtype.kind in "biuf" else o for o in outputs]
-    verdict = _numbers(values, refs, tolerance, example, floatx, scale)
+    verdict = _numbers(values, refs, tolerance, example, floatx, scale, memo)
     for index, (out, expected) in enumerate(zip(outputs, expected_dtypes)):
         if not _dtype_ok(out.dtype, expected):
             verdict.message = (f"output {index}: dtype {out.dtype}, expected {expected}; "
@@ -75,9 +75,9 @@ def compare(outputs: list[np.ndarray], refs: list[np.ndarray], tolerance: Tolera
     return verdict
 
 
-def _numbers(values, refs, tolerance, example, floatx, scale) -> Verdict:
+def _numbers(values, refs, tolerance, example, floatx, scale, memo) -> Verdict:
     verdict = Verdict("pass")
-    pairs = tolerance.errors(example, values, refs, floatx)
+    pairs = tolerance.errors(example, values, refs, floatx, memo=memo)
     floor_ = floor(floatx)
     for index, ((error, allowed), out, ref) in enumerate(zip(pairs, values, refs)):
         allowed = allowed * scale  # the override table's widening, 1 for most ops
@@ -107,7 +107,8 @@ def _numbers(values, refs, tolerance, example, floatx, scale) -> Verdict:
             verdict.worst_index = [index, worst]
         verdict.max_abs_err = max(verdict.max_abs_err, float(err.max()))
         if error.shape == ref.shape:
-            verdict.max_ulp = max(verdict.max_ulp, float((err / ulp(ref, floatx)).max()))
+            units = once(memo, ("ulp", id(ref)), lambda: ulp(ref, floatx))
+            verdict.max_ulp = max(verdict.max_ulp, float((err / units).max()))
         if ratio.flat[worst] > 1.0 and verdict.status == "pass":
             verdict.status = "fail"
             verdict.message = (f"output {index}: error {err.flat[worst]:.3g} > allowed "

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import itertools
 import time
 import zlib
 from collections import Counter
@@ -23,7 +22,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import example as hypothesis_example
 from hypothesis.errors import HypothesisException
 
-from conformance import compare, corpus, known, overrides, strategies
+from conformance import compare, corpus, known, overrides, protocol, strategies
 from conformance.catalog import Context, Op
 from conformance.tolerance import floor, ulp
 
@@ -72,7 +71,7 @@ class _Exploration:
     """A case's examples, queued on every active target; replies arrive in futures."""
     case: tuple  # (op name, floatx, target ids)
     examples: list
-    requests: dict  # target id -> its requests, one per example
+    requests: dict  # target id -> its request frames (packed), one per example
     futures: dict  # target id -> Future of its list of replies (pipelined runs)
 
 
@@ -142,6 +141,27 @@ def _argument_names(args, example: dict):
     return _encode_structure(args)
 
 
+
+def _distances(as64: dict, a: str, partners: list, ref: list, bounds: list):
+    """Target a's worst distance to each partner (outputs of the same shapes), in ULPs
+    of a's reference and in units of its tolerance bound: ({partner: ulps},
+    {partner: ratio}); a NaN where the other has none is an infinite ratio. NaN
+    distances (a NaN bound) count as none, as Python's max() skips them."""
+    worst_ulp, worst_ratio = np.zeros(len(partners)), np.zeros(len(partners))
+    for index, (x64, r, (unit, bound)) in enumerate(zip(as64[a], ref, bounds)):
+        if not partners or x64.size == 0 or r.shape != x64.shape:
+            continue
+        x = x64.reshape(1, -1)
+        ys = np.stack([as64[b][index].reshape(-1) for b in partners])
+        both = np.isfinite(x) & np.isfinite(ys)
+        diff = np.where(both, np.abs(x - ys), 0.0)
+        worst_ulp = np.fmax(worst_ulp, (diff / unit.reshape(1, -1)).max(axis=1))
+        if bound is not None:
+            worst_ratio = np.fmax(worst_ratio, (diff / bound.reshape(1, -1)).max(axis=1))
+        worst_ratio[(np.isnan(x) != np.isnan(ys)).any(axis=1)] = np.inf
+    return ({b: float(v) for b, v in zip(partners, worst_ulp)},
+            {b: float(v) for b, v in zip(partners, worst_ratio)})
+
 class Engine:
     def __init__(self, pool, run: RunSettings, writer=None):
         self.pool = pool
@@ -203,19 +223,20 @@ class Engine:
         for index, example in enumerate(examples):
             replies = {tid: replies[index] for tid, replies in replies_by_target.items()}
             refs = refs_by_example[index]
+            memo = {}  # allowed errors per reference, shared by the targets (Tolerance.errors)
             with self._clock("compare"):
                 for target in active:
                     if replies[target.id].get("status") == "skipped":  # see GIVE_UP_AFTER
                         aggregates[target.id].skipped += 1
                         continue
                     verdict = self._judge(op, target, floatx, example, replies[target.id],
-                                          refs[target.id])
+                                          refs[target.id], memo)
                     aggregate = aggregates[target.id]
                     aggregate.add(verdict, replies[target.id].get("backend_s", 0.0))
                     if verdict.status in compare.DIVERGENT and aggregate.first_failure is None:
                         aggregate.first_failure = {"example": example, "verdict": verdict}
             with self._clock("pairwise"):
-                self._pairwise(op, floatx, example, active, replies, refs, pairs)
+                self._pairwise(op, floatx, example, active, replies, refs, pairs, memo)
         elapsed = time.perf_counter() - started
         self.timings["examples"] += len(examples)
         # One target after the other: hypothesis runs tests in threads since 6.136.9, but
@@ -287,10 +308,21 @@ class Engine:
                 queue=True) -> _Exploration:
         """The examples' requests, queued on the targets' lanes when `queue` (and the
         run is pipelined); else they are sent by _gather, by direct calls."""
-        requests = {t.id: [op.call_for(t.flavor).request(e) for e in examples] for t in active}
+        requests = self._frames(op, examples, active)
         queued = queue and self.run.pipelined
         futures = self.pool.submit_many(requests, give_up_after) if queued else {}
         return _Exploration(case, examples, requests, futures)
+
+    @staticmethod
+    def _frames(op, examples, active) -> dict:
+        """Each target's requests by target id, packed once per flavor: targets of one
+        flavor (the five Keras 3 ones, say) get the same bytes, sent as they are."""
+        by_flavor = {}
+        for target in active:
+            if target.flavor not in by_flavor:
+                call = op.call_for(target.flavor)
+                by_flavor[target.flavor] = [protocol.pack(call.request(e)) for e in examples]
+        return {target.id: by_flavor[target.flavor] for target in active}
 
     def _gather(self, op, exploration, active, contexts):
         """Every target's replies to the exploration's examples, and one reference per
@@ -348,7 +380,7 @@ class Engine:
         info = self.pool.workers[target_id].info or {}
         return float(info.get("epsilon", self.pool.targets[target_id].epsilon))
 
-    def _judge(self, op, target, floatx, example, reply, refs) -> compare.Verdict:
+    def _judge(self, op, target, floatx, example, reply, refs, memo=None) -> compare.Verdict:
         status = reply.get("status")
         if status != "ok":
             message = reply.get("message", "")
@@ -360,50 +392,47 @@ class Engine:
         expected = [op.expected_dtype(example, floatx, i) for i in range(len(refs))]
         scale, _ = overrides.factor(op.name, target.id, floatx)
         try:
-            return compare.compare(outputs, refs, op.tolerance, example, floatx, expected, scale)
+            return compare.compare(outputs, refs, op.tolerance, example, floatx, expected, scale,
+                                   memo)
         except Exception as exc:  # an odd output (e.g. a string array) is the backend's doing
             return compare.Verdict("error", f"cannot compare output: {type(exc).__name__}: {exc}")
 
-    def _pairwise(self, op, floatx, example, active, replies, refs, pairs) -> None:
+    def _pairwise(self, op, floatx, example, active, replies, refs, pairs, memo=None) -> None:
         """Target x target agreement on identical inputs, in ULPs and tolerance units.
 
         Per-target float64 copies and per-reference bounds are computed once per
-        example, not once per pair (8 targets make 28 pairs)."""
+        example, and each target is measured against all later ones at once (8 targets
+        make 28 pairs; pair by pair, numpy's per-call cost on small arrays dominated)."""
         ok = {t.id: replies[t.id]["outputs"] for t in active if replies[t.id].get("status") == "ok"}
         as64 = {tid: [o.astype("float64") for o in outputs] for tid, outputs in ok.items()}
         bounds = {}  # id(reference) -> [(ulp, bound or None)] per output
 
         def bounds_of(ref):
             if id(ref) not in bounds:
-                errors = op.tolerance.errors(example, [r.astype("float64") for r in ref], ref, floatx)
+                errors = op.tolerance.errors(example, [r.astype("float64") for r in ref], ref, floatx,
+                                             memo=memo)
                 bounds[id(ref)] = [
                     (ulp(r, floatx), 2 * allowed + 2 * floor(floatx) if allowed.shape == r.shape else None)
                     for r, (_, allowed) in zip(ref, errors)]
             return bounds[id(ref)]
 
-        for a, b in itertools.combinations(sorted(ok), 2):
-            entry = pairs.setdefault(f"{a}|{b}", {"examples": 0, "disagreements": 0,
-                                                   "max_ulp": 0.0, "max_ratio": 0.0})
-            entry["examples"] += 1
-            out_a, out_b, ref = ok[a], ok[b], refs[a]
-            if len(out_a) != len(out_b) or any(x.shape != y.shape for x, y in zip(out_a, out_b)):
-                entry["disagreements"] += 1
-                continue
-            worst_ulp, worst_ratio = 0.0, 0.0
-            for x64, y64, r, (unit, bound) in zip(as64[a], as64[b], ref, bounds_of(ref)):
-                if x64.size == 0 or r.shape != x64.shape:
+        names = sorted(ok)
+        for position, a in enumerate(names):
+            later = names[position + 1:]
+            shapes = [x.shape for x in ok[a]]
+            alike = [b for b in later if [y.shape for y in ok[b]] == shapes]
+            worst_ulp, worst_ratio = _distances(as64, a, alike, refs[a], bounds_of(refs[a]))
+            for b in later:
+                entry = pairs.setdefault(f"{a}|{b}", {"examples": 0, "disagreements": 0,
+                                                       "max_ulp": 0.0, "max_ratio": 0.0})
+                entry["examples"] += 1
+                if b not in worst_ulp:  # another number of outputs, or other shapes
+                    entry["disagreements"] += 1
                     continue
-                both = np.isfinite(x64) & np.isfinite(y64)
-                if (np.isnan(x64) != np.isnan(y64)).any():
-                    worst_ratio = float("inf")
-                diff = np.where(both, np.abs(x64 - y64), 0.0)
-                worst_ulp = max(worst_ulp, float((diff / unit).max()))
-                if bound is not None:
-                    worst_ratio = max(worst_ratio, float((diff / bound).max()))
-            entry["max_ulp"] = max(entry["max_ulp"], worst_ulp)
-            entry["max_ratio"] = max(entry["max_ratio"], worst_ratio)
-            if worst_ratio > 1:
-                entry["disagreements"] += 1
+                entry["max_ulp"] = max(entry["max_ulp"], worst_ulp[b])
+                entry["max_ratio"] = max(entry["max_ratio"], worst_ratio[b])
+                if worst_ratio[b] > 1:
+                    entry["disagreements"] += 1
 
     def _shrink_budget(self, op, floatx, target, verdict) -> int:
         """Backend calls the shrink may spend: crashes and hangs cost a restart or a

@@ -288,12 +288,14 @@ class Worker:
         except EOFError:
             raise WorkerDied() from None
 
-    def request(self, message: dict, timeout: float) -> dict:
+    def request(self, message: dict | bytes, timeout: float) -> dict:
+        """Send a message (or a frame packed already) and wait for the reply."""
         deadline = time.monotonic() + timeout
-        _write_with_deadline(self.proc.stdin.fileno(), protocol.pack(message), deadline)
+        frame = message if isinstance(message, bytes) else protocol.pack(message)
+        _write_with_deadline(self.proc.stdin.fileno(), frame, deadline)
         return self._receive(deadline)
 
-    def call(self, message: dict, timeout: float | None = None) -> dict:
+    def call(self, message: dict | bytes, timeout: float | None = None) -> dict:
         """Send one request; a dead or stuck worker becomes a crash/timeout reply."""
         timeout = timeout or self.time_limit(self.target.timeout_s)
         if not self.alive:

@@ -6,6 +6,8 @@ platform setting, not a Keras conformance question.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -52,6 +54,37 @@ def largest(floatx: str) -> float:
     return float(np.finfo(floatx).max)
 
 
+MAX_BUILT = 4096  # strategies kept by _built_once (a shape strategy as key makes new ones)
+
+
+def _built_once(build):
+    """Strategies built once per distinct arguments. Composites ask for them again for
+    every example (an array strategy per drawn shape), and a new hypothesis strategy
+    validates itself on first use: ~7% of generation. The same arguments give the same
+    strategy, so the examples drawn are identical."""
+    built = {}
+
+    @functools.wraps(build)
+    def strategy(*args, **kwargs):
+        try:
+            key = (tuple(map(_exact, args)), tuple(sorted((k, _exact(v)) for k, v in kwargs.items())))
+            hash(key)
+        except TypeError:  # unhashable arguments (a shape given as a list): built afresh
+            return build(*args, **kwargs)
+        if key not in built:
+            if len(built) >= MAX_BUILT:
+                built.clear()
+            built[key] = build(*args, **kwargs)
+        return built[key]
+    return strategy
+
+
+def _exact(value):
+    """A key that tells apart what == does not: 0.0 and -0.0 bound different ranges."""
+    return (type(value), repr(value)) if isinstance(value, (float, np.floating)) else value
+
+
+@_built_once
 def floats(floatx: str, lo: float, hi: float, exclude_min=False, exclude_max=False):
     """Floats in [lo, hi]; when the range holds 0, small magnitudes are mixed in on
     purpose: cancellation bugs (exp(x) - 1 for expm1, log(1 + x) for log1p) only show
@@ -87,15 +120,18 @@ def _shapes_of_rank(ndim: int, min_side: int, max_side: int):
     return st.tuples(*[side(max_side, min_side)] * ndim)
 
 
+@_built_once
 def arrays(floatx: str, shape, lo: float = -10.0, hi: float = 10.0, **float_options):
     """Arrays of `shape` (a tuple or a strategy) with elements in [lo, hi]."""
     return hnp.arrays(floatx, shape, elements=floats(floatx, lo, hi, **float_options))
 
 
+@_built_once
 def int_arrays(shape, lo: int, hi: int, dtype: str = "int32"):
     return hnp.arrays(dtype, shape, elements=st.integers(lo, hi))
 
 
+@_built_once
 def bool_arrays(shape):
     return hnp.arrays("bool", shape, elements=st.booleans())
 

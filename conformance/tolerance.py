@@ -18,6 +18,16 @@ from __future__ import annotations
 import numpy as np
 
 
+def once(memo: dict | None, key, compute):
+    """compute() the first time `key` is asked of `memo` (a dict per example, None for
+    no memo). Keys hold id() of reference arrays: a memo must not outlive them."""
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
 def unit_roundoff(floatx: str) -> float:
     return float(np.finfo(floatx).eps) / 2
 
@@ -43,14 +53,22 @@ class Tolerance:
     def allowed(self, example: dict, ref: np.ndarray, floatx: str, index: int) -> np.ndarray:
         raise NotImplementedError
 
-    def errors(self, example, outputs, refs, floatx):
-        """[(error, allowed)] per output; `outputs` are float64 arrays of ref's shape."""
+    def errors(self, example, outputs, refs, floatx, memo=None):
+        """[(error, allowed)] per output; `outputs` are float64 arrays of ref's shape.
+
+        `memo` (a dict per example, optional) keeps the allowed arrays: they depend on
+        the example and the reference only, so every target judged against the same
+        reference shares them instead of recomputing them (8 targets: 8 times)."""
         pairs = []
         for index, (out, ref) in enumerate(zip(outputs, refs)):
-            allowed = np.broadcast_to(self.allowed(example, ref, floatx, index), ref.shape)
+            allowed = self._allowed_once(example, ref, floatx, index, memo)
             with np.errstate(invalid="ignore", over="ignore"):
                 pairs.append((np.abs(out - ref), allowed))
         return pairs
+
+    def _allowed_once(self, example, ref, floatx, index, memo):
+        return once(memo, ("allowed", id(ref), index), lambda: np.broadcast_to(
+            self.allowed(example, ref, floatx, index), ref.shape))
 
     def __add__(self, other: "Tolerance") -> "Tolerance":
         return Sum(self, other)
@@ -184,7 +202,7 @@ class BackwardError(Tolerance):
         self.factor = factor
         self.formula = f"backward error <= {factor:g} n u"
 
-    def errors(self, example, outputs, refs, floatx):
+    def errors(self, example, outputs, refs, floatx, memo=None):
         residuals = self.residual(example, outputs)
         bound = self.factor * self.size(example) * unit_roundoff(floatx)
         return [(np.atleast_1d(np.asarray(r, dtype="float64")), np.full(np.shape(np.atleast_1d(r)), bound))
@@ -204,7 +222,7 @@ class Statistical(Tolerance):
         self.sigmas = sigmas
         self.formula = f"|statistic - expected| <= {sigmas:g} standard errors"
 
-    def errors(self, example, outputs, refs, floatx):
+    def errors(self, example, outputs, refs, floatx, memo=None):
         pairs = []
         for observed, expected, stderr in self.statistics(example, outputs):
             error = np.atleast_1d(np.abs(np.asarray(observed, "float64") - expected))

@@ -73,3 +73,26 @@ def test_aggregate_keeps_the_most_severe_verdict():
 def test_infinite_reference_must_come_back_infinite():
     assert verdict(np.array([100.0], "float32"), [np.inf]).status == "nan"
     assert verdict(np.array([np.inf], "float32"), [np.inf]).status == "pass"
+
+
+def test_allowed_errors_are_computed_once_per_reference():
+    """Every target judged against one reference shares its allowed errors (a memo per
+    example); the verdicts are those computed without it."""
+    class Counting(tolerance.Rounded):
+        calls = 0
+
+        def allowed(self, example, ref, floatx, index):
+            Counting.calls += 1
+            return super().allowed(example, ref, floatx, index)
+
+    ref = np.array([1.0, 2.0, 3.0])
+    outputs = [np.array([1, 2, 3], "float32"), np.array([1, 2.001, 3], "float32"),
+               np.array([np.nan, 2, 3], "float32")]
+    alone = [judge([out], [ref], Counting(), {}, "float32", ["float32"]) for out in outputs]
+    assert Counting.calls == 3
+    memo = {}
+    shared = [judge([out], [ref], Counting(), {}, "float32", ["float32"], memo=memo)
+              for out in outputs]
+    assert Counting.calls == 4
+    assert shared == alone
+    assert [v.status for v in shared] == ["pass", "fail", "nan"]

@@ -133,3 +133,70 @@ def test_known_divergences_get_a_short_shrink_and_keep_a_counterexample(tmp_path
     assert records["planted-known"]["counterexample"]["shrink_calls"] <= KNOWN_SHRINK_CALLS
     assert records["planted-known"]["counterexample"]["inputs"]["x"]["shape"]  # still recorded
     assert records["planted"]["counterexample"]["shrink_calls"] > KNOWN_SHRINK_CALLS
+
+
+def test_strategies_are_built_once_per_distinct_arguments():
+    assert S.arrays("float32", (2, 3)) is S.arrays("float32", (2, 3))
+    assert S.floats("float32", 0.0, 1.0) is S.floats("float32", 0.0, 1.0)
+    # equal under == but bounding different ranges: -0.0 may be drawn from one only
+    assert S.floats("float32", -0.0, 1.0) is not S.floats("float32", 0.0, 1.0)
+    listed = S.arrays("float32", [2, 3])  # unhashable: built afresh, and still works
+    assert listed is not S.arrays("float32", [2, 3])
+    assert all(a.shape == (2, 3) for a in drawn(listed, 10))
+
+
+def test_pairwise_distances_by_hand():
+    """ULPs and tolerance units between every two targets, against the first one's
+    reference; other shapes, and a NaN where the other has a number, disagree."""
+    from types import SimpleNamespace
+    from conformance import tolerance
+
+    four_ulps = 4 * np.spacing(np.float32(2.0))
+    outputs = {"a": [1.0, 2.0], "b": [1.0, 2.0], "c": [1.0, 2.0 + four_ulps],
+               "d": [np.nan, 2.0], "e": [1.0, 2.0, 3.0]}
+    replies = {tid: {"status": "ok", "outputs": [np.array(v, "float32")]}
+               for tid, v in outputs.items()}
+    replies["f"] = {"status": "error", "message": "left out"}
+    active = [SimpleNamespace(id=tid) for tid in sorted(replies)]
+    ref = [np.array([1.0, 2.0])]
+    pairs = {}
+    op = SimpleNamespace(tolerance=tolerance.Rounded(1))  # allowed u|y|: a bound of 1 ulp at 2.0
+    Engine._pairwise(None, op, "float32", {}, active, replies, {t.id: ref for t in active},
+                     pairs, {})
+
+    assert set(pairs) == {f"{a}|{b}" for a, b in
+                          ["ab", "ac", "ad", "ae", "bc", "bd", "be", "cd", "ce", "de"]}
+    assert all(entry["examples"] == 1 for entry in pairs.values())
+    assert pairs["a|b"] == {"examples": 1, "disagreements": 0, "max_ulp": 0.0, "max_ratio": 0.0}
+    for pair in ("a|c", "b|c"):
+        assert pairs[pair]["max_ulp"] == pytest.approx(4.0)
+        assert pairs[pair]["max_ratio"] == pytest.approx(4.0, rel=1e-6)
+        assert pairs[pair]["disagreements"] == 1
+    for pair in ("a|d", "b|d", "c|d"):
+        assert pairs[pair]["max_ratio"] == float("inf") and pairs[pair]["disagreements"] == 1
+    assert pairs["c|d"]["max_ulp"] == pytest.approx(4.0)  # the NaN element is left out
+    for pair in ("a|e", "b|e", "c|e", "d|e"):
+        assert pairs[pair]["disagreements"] == 1 and pairs[pair]["max_ulp"] == 0.0
+
+
+def test_requests_are_packed_once_per_flavor():
+    import os
+    from conformance import protocol, targets
+
+    op = next(op for op in catalog.all_ops() if op.name == "exp")
+    examples = drawn(op.inputs("float32"), 3)
+    keras3 = [targets.Target(id=f"k3-{n}", flavor="keras3", backend=n) for n in ("numpy", "jax")]
+    keras2 = [targets.Target(id="k2-theano", flavor="keras2", backend="theano")]
+    frames = Engine._frames(op, examples, keras3 + keras2)
+    assert frames["k3-numpy"] is frames["k3-jax"]
+    assert frames["k2-theano"] != frames["k3-numpy"]  # another function name
+    for target in keras3 + keras2:
+        for example, frame in zip(examples, frames[target.id]):
+            read, write = os.pipe()
+            os.write(write, frame)
+            os.close(write)
+            sent = protocol.read_frame(read)
+            os.close(read)
+            expected = op.call_for(target.flavor).request(example)
+            assert json.dumps(sent, default=np.ndarray.tolist, sort_keys=True) == \
+                json.dumps(expected, default=np.ndarray.tolist, sort_keys=True)

@@ -283,7 +283,7 @@ class DropoutTolerance(Tolerance):
     def __init__(self, sigmas: float = 6.0):
         self.sigmas = sigmas
 
-    def errors(self, example, outputs, refs, floatx):
+    def errors(self, example, outputs, refs, floatx, memo=None):
         rate = float(example["rate"])
         out, ref = outputs[0], refs[0]
         dropped = out == 0

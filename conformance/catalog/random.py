@@ -35,7 +35,7 @@ class Sampled(Statistical):
     """`Statistical` whose statistics(example, outputs, floatx) also see floatx (support
     bounds allow the rounding of samples into floatx; outputs arrive as float64)."""
 
-    def errors(self, example, outputs, refs, floatx):
+    def errors(self, example, outputs, refs, floatx, memo=None):
         inner = Statistical(lambda ex, outs: self.statistics(ex, outs, floatx), self.sigmas)
         return inner.errors(example, outputs, refs, floatx)
 
