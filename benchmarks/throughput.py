@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py [--examples N] [--targets a,b] [--floatx float32]
     python benchmarks/throughput.py --compare [--floatx float32,float64] ...
+    python benchmarks/throughput.py --predrawn [--floatx float32,float64] ...
 
 Workload: the ops in WORKLOAD (one or two per family), seed 2026, N examples per op,
 no shrinking. Prints per target: examples/s (examples over that target's time inside
@@ -25,6 +26,12 @@ target, no lookahead) and "after" (shapes from strategies.SHAPE_MENU, workers sw
 to the next floatx in place, targets working through a case at their own pace, the
 next case queued while this one is compared, JAX's persistent cache in a fresh
 folder, so the figure is a first run's, not a warm cache's).
+
+--predrawn runs the workload twice too: as it runs ("current"), then with every
+case's examples drawn before the clock starts ("predrawn"). The harness's CPU share
+counts drawing in full; the difference in work wall time is what drawing costs the
+run in wall time, where it overlaps the backends (lookahead) or competes with them
+for the cores.
 """
 from __future__ import annotations
 
@@ -58,7 +65,11 @@ def main() -> None:
                         help="comma-separated; each floatx runs the workload in turn")
     parser.add_argument("--compare", action="store_true",
                         help="run 'before' (issue 8) and 'after' side by side")
+    parser.add_argument("--predrawn", action="store_true",
+                        help="run as usual, then with the examples drawn before the clock")
     options = parser.parse_args()
+    if options.compare and options.predrawn:
+        parser.error("--compare and --predrawn each run two variants: choose one")
 
     selected = targets_mod.select(targets_mod.BUILTIN_TARGETS,
                                   options.targets.split(",") if options.targets else None)
@@ -68,7 +79,8 @@ def main() -> None:
     runnable = [t for t in selected if t.id in pythons]
     ops = [op for op in catalog.all_ops() if op.name in WORKLOAD]
     floatxs = options.floatx.split(",")
-    variants = ["before", "after"] if options.compare else ["current"]
+    variants = (["before", "after"] if options.compare
+                else ["current", "predrawn"] if options.predrawn else ["current"])
     for variant in variants:
         print(f"\n=== {variant}")
         with tempfile.TemporaryDirectory(prefix="jax-cache-") as jax_cache:
@@ -88,6 +100,8 @@ def measure(variant, runnable, pythons, ops, floatxs, options, jax_cache) -> Non
                                           shrink_calls=0, reuse_shapes=reuse,
                                           pipelined=reuse,
                                           **({} if reuse else {"lookahead": 0})))
+        if variant == "predrawn":
+            draw_before_the_clock(engine, ops, floatxs)
         startups, work, harness_cpu = [], 0.0, 0.0
         for floatx in floatxs:
             started = time.perf_counter()
@@ -102,6 +116,14 @@ def measure(variant, runnable, pythons, ops, floatxs, options, jax_cache) -> Non
     wall = time.perf_counter() - wall_before
     cpu = cpu_seconds() - cpu_before
     report(engine.timings, ready, ops, options, work, harness_cpu, startups, wall, cpu)
+
+
+def draw_before_the_clock(engine, ops, floatxs) -> None:
+    """The examples every case will draw, drawn now: the engine then looks them up."""
+    strategies.reuse_shapes(engine.run.reuse_shapes)
+    drawn = {(op.name, floatx): engine._draw_examples(op, floatx)
+             for floatx in floatxs for op in ops}
+    engine._draw_examples = lambda op, floatx: drawn[(op.name, floatx)]
 
 
 def report(timings, ready, ops, options, work, harness_cpu, startups, wall, cpu) -> None:
