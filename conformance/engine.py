@@ -106,11 +106,13 @@ def encode_array(array) -> dict:
     """A JSON-able view of an array: whole when small, summarised when large."""
     array = np.asarray(array)
     record = {"dtype": str(array.dtype), "shape": list(array.shape)}
-    if array.size <= INLINE_LIMIT:
+    if array.dtype.kind not in "biuf":  # complex, say: values as text (JSON has no complex)
+        record["head"] = [str(v) for v in array.ravel()[:16]]
+    elif array.size <= INLINE_LIMIT:
         record["values"] = array.tolist()
     else:
-        flat = array.astype("float64").ravel() if array.dtype.kind in "biuf" else array.ravel()
-        finite = flat[np.isfinite(flat)] if flat.dtype.kind == "f" else flat
+        flat = array.astype("float64").ravel()
+        finite = flat[np.isfinite(flat)]
         record["head"] = array.ravel()[:16].tolist()
         if finite.size:
             record.update(min=float(finite.min()), max=float(finite.max()),
@@ -403,7 +405,8 @@ class Engine:
         Per-target float64 copies and per-reference bounds are computed once per
         example, and each target is measured against all later ones at once (8 targets
         make 28 pairs; pair by pair, numpy's per-call cost on small arrays dominated)."""
-        ok = {t.id: replies[t.id]["outputs"] for t in active if replies[t.id].get("status") == "ok"}
+        ok = {t.id: replies[t.id]["outputs"] for t in active if replies[t.id].get("status") == "ok"
+              and all(o.dtype.kind in "biuf" for o in replies[t.id]["outputs"])}  # complex: judged, not paired
         as64 = {tid: [o.astype("float64") for o in outputs] for tid, outputs in ok.items()}
         bounds = {}  # id(reference) -> [(ulp, bound or None)] per output
 

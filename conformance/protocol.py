@@ -84,7 +84,11 @@ def pack(message):
 
 
 def write_frame(fd, message):
-    data = pack(message)
+    write_all(fd, pack(message))
+
+
+def write_all(fd, data):
+    """Write all of `data` (a packed frame) to a blocking fd."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)

@@ -57,6 +57,30 @@ def _error_reply(exc):
     }
 
 
+def _uncomparable(outputs):
+    """Why an op's outputs cannot be compared with numbers (None when they can): a
+    plugin may return None, strings or Python objects where arrays are expected."""
+    for index, output in enumerate(outputs):
+        if output.dtype.kind not in "biufc" or output.dtype.names is not None:
+            if output.dtype.kind == "O" and output.shape == () and output.item() is None:
+                what = "None"
+            else:
+                what = "an array of dtype %s" % output.dtype
+            return ("output %d is %s: only numeric and bool arrays can be compared"
+                    % (index, what))
+    return None
+
+
+def _reply_frame(reply):
+    """The reply, packed; one that cannot cross the pipe (a value the checks above did
+    not foresee) becomes an error reply, so the worker lives on."""
+    try:
+        return protocol.pack(reply)
+    except (TypeError, ValueError) as exc:
+        return protocol.pack({"status": "error", "error_type": "UncomparableOutput",
+                              "message": "the reply cannot be sent: %s" % exc})
+
+
 def handle(adapter, request):
     cmd = request.get("cmd")
     if cmd == "ping":
@@ -83,6 +107,9 @@ def handle(adapter, request):
         except NotImplementedError as exc:
             return {"status": "unsupported", "message": "NotImplementedError: %s" % exc}
         elapsed = time.perf_counter() - started
+        problem = _uncomparable(outputs)
+        if problem:
+            return {"status": "error", "error_type": "UncomparableOutput", "message": problem}
         # CPU seconds of the whole worker process (a backend's own threads included):
         # on a busy machine, backend_s also counts waiting for a core
         return {"status": "ok", "outputs": outputs, "backend_s": elapsed,
@@ -107,7 +134,7 @@ def serve(adapter, proto_in, proto_out):
             reply = handle(adapter, request)
         except BaseException as exc:  # SystemExit from a plugin is a result too
             reply = _error_reply(exc)
-        protocol.write_frame(proto_out, reply)
+        protocol.write_all(proto_out, _reply_frame(reply))
 
 
 def main(argv=None):

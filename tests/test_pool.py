@@ -161,3 +161,15 @@ def test_a_niced_worker_runs_under_nice_with_stretched_time_limits(tmp_path):
 
 def call_worker(worker, fn, *args):
     return worker.call({"cmd": "call", "fn": f"keras.ops.{fn}", "args": list(args), "kwargs": {}})
+
+
+def test_results_that_are_not_real_arrays_are_errors_not_crashes(make_pool):
+    pool = make_pool(fake_target(module="odd_results", target_id="odd"))
+    expected = {"log": "output 0 is None", "sin": "dtype <U7", "cos": "dtype object",
+                "tanh": "dtype [('value', '<f4')]"}
+    for fn, says in expected.items():
+        reply = call(pool, fn, np.ones(2, "float32"), target="odd")
+        assert reply["status"] == "error" and reply["error_type"] == "UncomparableOutput", reply
+        assert says in reply["message"] and "only numeric and bool arrays" in reply["message"]
+    assert call(pool, "exp", np.ones(2, "float32"), target="odd")["outputs"][0].dtype == np.complex64
+    assert pool.workers["odd"].restarts == 0

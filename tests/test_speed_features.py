@@ -200,3 +200,25 @@ def test_requests_are_packed_once_per_flavor():
             expected = op.call_for(target.flavor).request(example)
             assert json.dumps(sent, default=np.ndarray.tolist, sort_keys=True) == \
                 json.dumps(expected, default=np.ndarray.tolist, sort_keys=True)
+
+
+def test_a_complex_result_is_judged_and_recorded_but_not_paired(tmp_path):
+    """A plugin's complex output gets a verdict and a counterexample that JSON can hold
+    (values as text); the pairwise table leaves it out instead of dropping its imaginary
+    part."""
+    targets = [fake_target(module="numpy_ops", target_id="correct"),
+               fake_target(module="odd_results", target_id="odd")]
+    op = next(op for op in catalog.all_ops() if op.name == "exp")
+    with Pool(targets, {t.id: t.python for t in targets}, tmp_path) as pool:
+        pool.use_floatx("float32")
+        written = []
+        writer = type("Writer", (), {"write": lambda self, kind, record: written.append(record)})
+        engine = Engine(pool, RunSettings(seed=5, max_examples=5, shrink_calls=5), writer())
+        records = {r["target"]: r for r in engine.check(op, "float32")}
+    assert [w["pairs"] for w in written if "pairs" in w] == [{}]  # one target left to pair
+    odd = records["odd"]
+    assert odd["status"] == "dtype" and "complex64" in odd["message"]
+    outputs = odd["counterexample"]["outputs"]["odd"]["outputs"]
+    assert outputs[0]["dtype"] == "complex64" and "j" in outputs[0]["head"][0]
+    json.dumps(records)  # what the results file gets
+    assert records["correct"]["status"] == "pass"
