@@ -465,6 +465,23 @@ def _wrap(names: list[str], indent: int = 14) -> str:
                          subsequent_indent=" " * indent)
 
 
+def name_clash(module: str) -> str | None:
+    """Why the plugin's top-level name is trouble, if it is: a file named like a module
+    of Python itself (json.py, random.py) replaces that module for everything in the
+    worker that imports it, harness and Keras included; one named like a builtin module
+    (time.py) is never imported at all."""
+    top = module.split(".")[0]
+    rename = f"rename it (e.g. {top}_backend)"
+    if top in sys.builtin_module_names:
+        return (f"{top!r} is a module built into Python: `import {top}` never reaches the "
+                f"plugin; {rename}")
+    if top in sys.stdlib_module_names or top in ("numpy", "keras", "conformance"):
+        return (f"{top!r} is also a module of Python's standard library (or numpy, keras): "
+                f"with the plugin's folder first on the path, whatever imports {top} in "
+                f"the worker gets the plugin instead; {rename}")
+    return None
+
+
 def print_checks(verdict: ImportVerdict, surface: Surface, flavor: str, module: str,
                  inspect_verdict: ImportVerdict | None = None, compact: bool = False) -> None:
     """The import and surface lines; `compact` shortens long name lists (summary)."""
@@ -488,6 +505,9 @@ def print_checks(verdict: ImportVerdict, surface: Surface, flavor: str, module: 
         print(f"          note: it writes {verdict.stdout_bytes} bytes to stdout while being "
               f"imported ({preview!r}); the harness is unaffected, but a Keras user's program "
               "output gets this text: write to stderr or use logging")
+    note = name_clash(module)
+    if note:
+        print(f"          note: {note}")
     if inspect_verdict is not None and not inspect_verdict.ok and verdict.ok is False \
             and inspect_verdict.kind != verdict.kind:
         print(f"          imported alone (without Keras): {inspect_verdict.headline}")
@@ -670,7 +690,7 @@ def cmd_validate(args) -> int:
     record = {"module": module, "flavor": args.flavor, "paths": folders, "python": python,
               "import": asdict(verdict), "surface": {**asdict(surface),
                                                      "coverage": round(surface.coverage, 2)},
-              "against": against, "out": str(out)}
+              "against": against, "out": str(out), "name_clash": name_clash(module)}
     status = 0 if verdict.ok else 1
     if verdict.ok and not args.surface_only:
         print(f"running the suites: {len(chosen)} ops on {', '.join([plugin.id, *against])} "

@@ -167,6 +167,27 @@ def test_cli_reports_the_keras_error_and_fails(tmp_path, capsys):
     assert record["import"]["kind"] == "error" and record["surface"]["missing"] == ["function"]
 
 
+def test_a_plugin_named_like_a_standard_module_is_told_to_rename(tmp_path, capsys):
+    """json.py replaces the json module for the whole worker, the harness's included:
+    the import fails in the harness's own code, and the note says why."""
+    (tmp_path / "json.py").write_text((Path(FAKE_PLUGINS) / "numpy_ops.py").read_text())
+    code = validate.main([str(tmp_path / "json.py"), "--flavor", "ops-module",
+                          "--python", sys.executable, "--surface-only",
+                          "--out", str(tmp_path / "out"), "--project", str(ROOT)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "'json' is also a module of Python's standard library" in out
+    assert "rename it (e.g. json_backend)" in out
+    record = json.loads((tmp_path / "out" / "validate.json").read_text())
+    assert "json_backend" in record["name_clash"]
+
+
+def test_name_clash_only_for_names_python_has():
+    assert "built into Python" in validate.name_clash("time")
+    assert "standard library" in validate.name_clash("random.extra")
+    assert validate.name_clash("my_ops") is None and validate.name_clash("my_pkg.json") is None
+
+
 def test_unknown_against_target_is_a_usage_error(capsys):
     assert validate.main(["some_module", "--against", "no-such-target",
                           "--project", str(ROOT)]) == 2
