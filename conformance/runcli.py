@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conformance import catalog, compare, store, targets as targets_mod
+from conformance import catalog, compare, configsuite, store, targets as targets_mod
 from conformance.engine import PROFILES
 from conformance.pytest_plugin import parse_shard
 
@@ -112,9 +112,27 @@ def cmd_run(args, extra_targets: dict | None = None) -> int:
     _print_summary(summary, out)
     if not args.no_report and (out / "index.html").exists():
         print(f"report: {out / 'index.html'}")
-    if int(code) not in (0, 1):  # interrupted, internal error, usage error
-        return int(code)
+    return exit_status(int(code), summary)
+
+
+def exit_status(pytest_code: int, summary: dict) -> int:
+    """1 for unexpected divergences, 0 for none; 2 when the run could not say: cases lost
+    to harness errors (their results are missing), or pytest's own code when it was
+    interrupted or hit an internal or usage error."""
+    if pytest_code not in (0, 1):
+        return pytest_code
+    lost = _lost_cases(summary)
+    if lost:
+        print(f"error: {len(lost)} case(s) lost to harness errors (above); the results are "
+              "incomplete", file=sys.stderr)
+        return 2
     return 1 if _unexpected(summary) else 0
+
+
+def _lost_cases(summary: dict) -> list:
+    """Harness errors that were not overcome by trying the case again."""
+    errors = summary.get("run", {}).get("harness_errors") or []
+    return [e for e in errors if not isinstance(e, dict) or not e.get("retried")]
 
 
 def _check_arguments(args, extra_targets: dict | None) -> None:
@@ -128,6 +146,16 @@ def _check_arguments(args, extra_targets: dict | None) -> None:
     unknown = [f for f in args.floatx.split(",") if f and f not in targets_mod.FLOATX]
     if unknown:
         raise targets_mod.ConfigError(f"--floatx: unknown {unknown}; use {list(targets_mod.FLOATX)}")
+    patterns = [p.strip() for p in (args.ops or "").split(",") if p.strip()]
+    if patterns and not catalog.select(catalog.all_ops(), patterns) and not any(
+            configsuite.selected(s, patterns) for s in configsuite.SCENARIOS):
+        raise targets_mod.ConfigError(f"--ops {args.ops!r} matches no op; `conformance ops` "
+                                      "lists them (globs like 'soft*' or 'reductions/*' work)")
+    if args.max_examples is not None and args.max_examples < 1:
+        raise targets_mod.ConfigError(f"--max-examples {args.max_examples}: give at least 1")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise targets_mod.ConfigError(f"--out {args.out}: exists and is not a folder; "
+                                      "give a folder for the results")
     try:
         parse_shard(getattr(args, "shard", None))
     except ValueError as exc:
@@ -170,7 +198,7 @@ def _print_harness_errors(errors: list) -> None:
     """Repeated at the end, where CI logs are read: what broke inside the harness."""
     if not errors:
         return
-    lost = [e for e in errors if not isinstance(e, dict) or not e.get("retried")]
+    lost = _lost_cases({"run": {"harness_errors": errors}})
     print(f"\n{len(errors)} harness error(s), {len(lost)} case(s) lost to them "
           f"(the others passed when tried again):")
     for error in errors[:10]:

@@ -9,7 +9,6 @@ known-divergence registry matches it: op names are "config/<check>", e.g.
 `--conformance-ops` selects these tests by "config/<scenario>" (or "config" for all);
 `--conformance-shard` splits them like the op cases.
 """
-import fnmatch
 import json
 import zlib
 
@@ -20,13 +19,11 @@ from conformance.pytest_plugin import session_of
 
 
 def _selected(session, target_id: str, scenario: str) -> bool:
-    name = f"config/{scenario}"
-    patterns = session.op_patterns
-    if patterns and not any(p == "config" or fnmatch.fnmatchcase(name, p) for p in patterns):
+    if not configsuite.selected(scenario, session.op_patterns):
         return False
     if session.shard:
         index, count = session.shard
-        return zlib.crc32(f"{name}-{target_id}".encode()) % count == index - 1
+        return zlib.crc32(f"config/{scenario}-{target_id}".encode()) % count == index - 1
     return True
 
 

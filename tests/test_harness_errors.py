@@ -75,3 +75,17 @@ def test_a_failing_report_keeps_the_summary(tmp_path, monkeypatch):
     session._write_outputs()
     assert (tmp_path / "summary.json").is_file()
     assert any("REPORT ERROR" in line and "planted report bug" in line for line in session.said)
+
+
+def test_cases_lost_to_harness_errors_make_the_run_exit_2(capsys):
+    from conformance.runcli import exit_status
+
+    diverged = {"results": [{"op": "exp", "target": "t", "status": "fail"}], "run": {}}
+    clean = {"results": [{"op": "exp", "target": "t", "status": "pass"}], "run": {}}
+    recovered = {**clean, "run": {"harness_errors": [{"case": "exp-float32", "retried": True}]}}
+    lost = {**clean, "run": {"harness_errors": [{"case": "exp-float32", "retried": True},
+                                                {"case": "exp-float32", "retried": False}]}}
+    assert [exit_status(1, diverged), exit_status(0, clean), exit_status(0, recovered)] == [1, 0, 0]
+    assert exit_status(1, lost) == 2 and exit_status(0, lost) == 2
+    assert "1 case(s) lost to harness errors" in capsys.readouterr().err
+    assert exit_status(2, clean) == 2  # interrupted: pytest's own code

@@ -54,7 +54,10 @@ def test_merged_shards_equal_the_unsharded_run(tmp_path):
 def test_bad_run_arguments_are_clear_errors(tmp_path):
     for args, message in [(["--targets", "nope"], "unknown target(s) nope"),
                           (["--floatx", "float8"], "--floatx: unknown"),
-                          (["--shard", "5/2"], "expected I/N")]:
+                          (["--shard", "5/2"], "expected I/N"),
+                          (["--ops", "no_such_op"], "matches no op"),
+                          (["--max-examples", "0"], "give at least 1"),
+                          (["--out", __file__], "exists and is not a folder")]:
         done = subprocess.run([sys.executable, "-m", "conformance.cli", "run", *args],
                               cwd=tmp_path, capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
