@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from conformance import __version__, envs, targets as targets_mod
+from conformance import __version__, envs, store, targets as targets_mod
 
 
 def _load(args) -> tuple[dict, dict]:
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (targets_mod.ConfigError, envs.EnvError) as exc:
+    except (targets_mod.ConfigError, envs.EnvError, store.StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

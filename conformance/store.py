@@ -63,16 +63,25 @@ class ResultsWriter:
                 self._file.close()
 
 
+class StoreError(Exception):
+    """A path that holds no results the harness wrote; the message says which."""
+
+
 def read_records(path: Path) -> list[dict]:
     """Records of a results.jsonl; a line cut short by a crash is skipped."""
     records = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(record, dict):
+                records.append(record)
     return records
+
+
+KINDS = ("run", "target", "result", "pairwise", "config")  # what results.jsonl holds
 
 
 def summarize(records: list[dict]) -> dict:
@@ -98,14 +107,30 @@ def summarize(records: list[dict]) -> dict:
 
 
 def load(path: Path) -> dict:
-    """A results folder, results.jsonl or summary.json -> summary structure."""
+    """A results folder, results.jsonl or summary.json -> summary structure (StoreError
+    when the path holds none)."""
     path = Path(path)
     if path.is_dir():
         jsonl = path / "results.jsonl"
         path = jsonl if jsonl.exists() else path / "summary.json"
+        if not path.exists():
+            raise StoreError(f"{path.parent} holds neither results.jsonl nor summary.json: "
+                             "give the --out folder of a run")
     if path.suffix == ".jsonl":
-        return summarize(read_records(path))
-    return json.loads(path.read_text())
+        records = read_records(path)
+        if not any(r.get("kind") in KINDS for r in records):
+            raise StoreError(f"{path} holds no records of a conformance run")
+        try:
+            return summarize(records)
+        except (KeyError, TypeError) as exc:
+            raise StoreError(f"{path}: a record lacks {exc}: the file is damaged") from None
+    try:
+        summary = json.loads(path.read_text(errors="replace"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{path} is not a summary.json the harness wrote ({exc})") from None
+    if not isinstance(summary, dict) or "results" not in summary:
+        raise StoreError(f"{path} is not a summary.json the harness wrote (no 'results')")
+    return summary
 
 
 def write_summary(out_dir: Path, summary: dict) -> Path:

@@ -395,6 +395,9 @@ def resolve_module(spec: str, paths: list[str]) -> tuple[str, list[str]]:
     """(dotted module name, absolute plugin folders) from a name or a .py / package path."""
     folders = [str(Path(p).resolve()) for p in paths]
     candidate = Path(spec)
+    if spec.endswith(".py") and not candidate.is_file():
+        raise targets_mod.ConfigError(f"{spec} does not exist (give the plugin's .py file, "
+                                      "its package folder, or a module name with --path)")
     if spec.endswith(".py") or candidate.is_dir() and (candidate / "__init__.py").exists():
         candidate = candidate.resolve()
         name = candidate.stem if candidate.suffix == ".py" else candidate.name

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -56,3 +57,31 @@ def test_registry_accepts_lists_of_globs(tmp_path):
     registry = known.load(path)
     assert known.lookup(registry, "selu", "keras2-tensorflow", "float32", "fail")
     assert not known.lookup(registry, "gelu", "keras2-tensorflow", "float32", "fail")
+
+
+@pytest.mark.parametrize("content, says", [
+    (None, "holds neither results.jsonl nor summary.json"),
+    ("garbage\n", "holds no records of a conformance run"),
+    ('["a list"]\n{"kind": "result"}\n', "a record lacks 'op'"),
+])
+def test_what_is_not_results_is_a_clear_error(tmp_path, content, says):
+    if content is not None:
+        (tmp_path / "results.jsonl").write_text(content)
+    with pytest.raises(store.StoreError, match=re.escape(says)):
+        store.load(tmp_path)
+
+
+def test_a_summary_that_is_not_ours_is_a_clear_error(tmp_path):
+    (tmp_path / "summary.json").write_text('{"x": 1}')
+    with pytest.raises(store.StoreError, match="no 'results'"):
+        store.load(tmp_path / "summary.json")
+    (tmp_path / "summary.json").write_text('{"results": [')
+    with pytest.raises(store.StoreError, match="not a summary.json"):
+        store.load(tmp_path)
+
+
+def test_report_of_a_folder_without_results_exits_2(tmp_path, capsys):
+    from conformance import cli
+
+    assert cli.main(["report", str(tmp_path), "-o", str(tmp_path / "r.html")]) == 2
+    assert "holds neither results.jsonl nor summary.json" in capsys.readouterr().err

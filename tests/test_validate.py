@@ -182,6 +182,12 @@ def test_a_plugin_named_like_a_standard_module_is_told_to_rename(tmp_path, capsy
     assert "json_backend" in record["name_clash"]
 
 
+def test_a_plugin_file_that_does_not_exist_is_said(tmp_path, capsys):
+    assert validate.main([str(tmp_path / "nope.py"), "--flavor", "ops-module",
+                          "--project", str(ROOT)]) == 2
+    assert "nope.py does not exist" in capsys.readouterr().err
+
+
 def test_name_clash_only_for_names_python_has():
     assert "built into Python" in validate.name_clash("time")
     assert "standard library" in validate.name_clash("random.extra")
