@@ -900,6 +900,11 @@ def _load_targets(args):
 
 
 def cmd_save(args) -> int:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.name):  # ../x would leave --dir
+        print(f"error: baseline name {args.name!r}: use letters, digits, '.', '_' and '-' "
+              "(it names a folder under --dir; give --dir to keep baselines elsewhere)",
+              file=sys.stderr)
+        return 2
     all_targets, specs, probe = _load_targets(args)
     selected = targets_mod.select(all_targets, _split(args.targets))
     floatx = _split(args.floatx) or []

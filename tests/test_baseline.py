@@ -103,6 +103,14 @@ def test_save_refuses_to_overwrite_without_force(saved, capsys):
     assert "exists" in capsys.readouterr().err
 
 
+def test_a_baseline_name_cannot_leave_the_folder(saved, tmp_path, capsys):
+    for name in ("../escaped", "a/b", ".hidden"):
+        assert cli("--project", saved["v1"], "baseline", "save", name, "--targets", "fake",
+                   "--ops", "exp", "--floatx", "float32", "--dir", tmp_path / "in") == 2
+        assert "use letters, digits" in capsys.readouterr().err
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "in").exists()
+
+
 def test_list_shows_baselines(saved, capsys):
     assert cli("--project", saved["v1"], "baseline", "list", "--dir", saved["dir"]) == 0
     out = capsys.readouterr().out
