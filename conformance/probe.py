@@ -26,6 +26,10 @@ class TargetStatus:
 def fix_for(target: Target, reason: str) -> str:
     if "OpenMPI" in reason or "libmpi" in reason:
         return shims.OPENMPI_FIX
+    if "unknown environment" in reason:
+        return (f"set env of [tool.conformance.targets.{target.id}] to a known environment "
+                "(`conformance envs list` shows them) or define [tool.conformance.envs."
+                f"{target.env}]")
     if target.env:
         return f"conformance envs sync {target.env}"
     return "check the target's `python` in [tool.conformance.targets]"

@@ -100,7 +100,11 @@ def load_project_config(root: Path | None = None) -> dict:
 
 def load_envs(config: dict) -> dict[str, envs.EnvSpec]:
     specs = dict(envs.BUILTIN_ENVS)
-    for name, table in config.get("envs", {}).items():
+    tables = config.get("envs", {})
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        raise ConfigError("[tool.conformance.envs.<name>] must be tables (python = ..., "
+                          "requirements = [...])")
+    for name, table in tables.items():
         try:
             specs[name] = envs.EnvSpec(
                 name=name, python=str(table["python"]),
@@ -113,25 +117,54 @@ def load_envs(config: dict) -> dict[str, envs.EnvSpec]:
     return specs
 
 
-_TARGET_KEYS = {"flavor", "backend", "env", "python", "env_vars", "pythonpath", "epsilon",
-                "image_data_format", "needs_openmpi_shim", "timeout_s", "opt_in"}
+# What each key of a [tool.conformance.targets.<id>] table holds.
+_TARGET_KEYS = {"flavor": str, "backend": str, "env": str, "python": str, "env_vars": dict,
+                "pythonpath": list, "epsilon": float, "image_data_format": str,
+                "needs_openmpi_shim": bool, "timeout_s": float, "opt_in": bool}
+
+
+def _check_table(target_id: str, table) -> None:
+    """Keys and value types of a target table, with where and what to write instead."""
+    where = f"[tool.conformance.targets.{target_id}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table (flavor = ..., backend = ...), "
+                          f"not {table!r}")
+    unknown = set(table) - set(_TARGET_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; valid: {sorted(_TARGET_KEYS)}")
+    for key, value in table.items():
+        kind = _TARGET_KEYS[key]
+        if kind is float:  # TOML writes 120 as an integer
+            fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            fits = isinstance(value, kind)
+        if not fits:
+            raise ConfigError(f"{where}: {key} must be a {kind.__name__}, not {value!r}")
+    if not all(isinstance(p, str) for p in table.get("pythonpath", [])):
+        raise ConfigError(f"{where}: pythonpath must be a list of folders (strings)")
+    if not all(isinstance(v, str) for v in table.get("env_vars", {}).values()):
+        raise ConfigError(f"{where}: env_vars values must be strings")
+    if table.get("timeout_s", 1) <= 0:
+        raise ConfigError(f"{where}: timeout_s must be more than 0 seconds")
+    if table.get("image_data_format", "channels_last") not in ("channels_last", "channels_first"):
+        raise ConfigError(f"{where}: image_data_format must be channels_last or channels_first")
 
 
 def load_targets(config: dict, root: Path | None = None) -> dict[str, Target]:
     """Built-in targets updated by [tool.conformance.targets.<id>] tables."""
     targets = {**BUILTIN_TARGETS, **VARIANT_TARGETS}
-    for target_id, table in config.get("targets", {}).items():
-        unknown = set(table) - _TARGET_KEYS
-        if unknown:
-            raise ConfigError(f"[tool.conformance.targets.{target_id}]: unknown keys "
-                              f"{sorted(unknown)}; valid: {sorted(_TARGET_KEYS)}")
+    tables = config.get("targets", {})
+    if not isinstance(tables, dict):
+        raise ConfigError("[tool.conformance.targets] must be a table of target tables")
+    for target_id, table in tables.items():
+        _check_table(target_id, table)
         base = targets.get(target_id)
         if base is None:
             if "flavor" not in table or "backend" not in table:
                 raise ConfigError(f"[tool.conformance.targets.{target_id}] is a new target: "
                                   "it needs `flavor` and `backend`")
             base = Target(id=target_id, flavor=table["flavor"], backend=table["backend"])
-        updates = {k: v for k, v in table.items() if k in _TARGET_KEYS - {"env_vars", "pythonpath"}}
+        updates = {k: v for k, v in table.items() if k not in ("env_vars", "pythonpath")}
         if "env_vars" in table:  # added to the target's own (keras2-tf-keras needs its one)
             updates["extra_env"] = tuple(sorted({**dict(base.extra_env),
                                                  **table["env_vars"]}.items()))

@@ -36,11 +36,33 @@ env_vars = {JAX_ENABLE_X64 = "1"}
     ('[tool.conformance.targets.keras3-jax]\nfloatx = "float64"\n', "unknown keys"),
     ('[tool.conformance.targets.x]\nflavor = "keras4"\nbackend = "b"\n', "flavor must be"),
     ('[tool.conformance\n', "pyproject.toml"),
+    ('[tool.conformance.targets]\nx = 3\n', r"targets.x\] must be a table"),
+    ('[tool.conformance]\ntargets = 3\n', "must be a table of target tables"),
+    ('[tool.conformance.targets.x]\nflavor = "keras2"\nbackend = "b"\npythonpath = "p"\n',
+     "pythonpath must be a list"),
+    ('[tool.conformance.targets.keras3-jax]\ntimeout_s = -3\n', "more than 0 seconds"),
+    ('[tool.conformance.targets.keras3-jax]\ntimeout_s = "long"\n', "timeout_s must be a float"),
+    ('[tool.conformance.targets.keras3-jax]\nenv_vars = {X = 1}\n', "values must be strings"),
+    ('[tool.conformance.targets.keras3-jax]\nimage_data_format = "nchw"\n', "channels_first"),
 ])
 def test_bad_configuration_is_a_clear_error(tmp_path, table, message):
     (tmp_path / "pyproject.toml").write_text(table)
     with pytest.raises(targets.ConfigError, match=message):
         targets.load_targets(targets.load_project_config(tmp_path), tmp_path)
+
+
+def test_bad_environment_tables_are_a_clear_error():
+    with pytest.raises(targets.ConfigError, match="must be tables"):
+        targets.load_envs({"envs": {"x": 3}})
+
+
+def test_an_unknown_environment_says_how_to_fix():
+    from conformance import probe
+
+    mine = targets.Target(id="mine", flavor="keras2", backend="b", env="nosuch")
+    _, missing = probe.resolve_interpreters([mine], targets.load_envs({}))
+    assert "unknown environment 'nosuch'" in missing[0].reason
+    assert "[tool.conformance.envs.nosuch]" in missing[0].fix
 
 
 def test_unknown_target_id_lists_the_known_ones():
