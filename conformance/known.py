@@ -19,7 +19,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance import compare
+
 REQUIRED = ("op", "target", "verdict", "reason")
+VERDICTS = (*[v for v in compare.SEVERITY if v in compare.DIVERGENT], "*")  # an entry may expect
 
 
 class RegistryError(Exception):
@@ -54,10 +57,19 @@ def load(path: Path | None) -> list[KnownDivergence]:
     except tomllib.TOMLDecodeError as exc:
         raise RegistryError(f"{path}: {exc}") from None
     entries = []
-    for number, table in enumerate(data.get("divergence", []), start=1):
+    tables = data.get("divergence", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise RegistryError(f"{path}: entries are [[divergence]] tables")
+    for number, table in enumerate(tables, start=1):
         missing = [k for k in REQUIRED if k not in table]
         if missing:
             raise RegistryError(f"{path}: divergence #{number} lacks {', '.join(missing)}")
+        if not str(table["reason"]).strip():
+            raise RegistryError(f"{path}: divergence #{number} has an empty reason: say what "
+                                "differs and why (an entry is for a divergence understood)")
+        if table["verdict"] not in VERDICTS:
+            raise RegistryError(f"{path}: divergence #{number}: verdict {table['verdict']!r} "
+                                f"is none of {', '.join(VERDICTS)}")
         fields = {k: tuple(map(str, v)) if isinstance(v, list) and k in ("op", "target")
                   else str(v) for k, v in table.items() if k in KnownDivergence.__dataclass_fields__}
         entries.append(KnownDivergence(**fields))

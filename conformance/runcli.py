@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conformance import catalog, compare, configsuite, store, targets as targets_mod
+from conformance import catalog, compare, configsuite, known, store, targets as targets_mod
 from conformance.engine import PROFILES
 from conformance.pytest_plugin import parse_shard
 
@@ -153,6 +153,13 @@ def _check_arguments(args, extra_targets: dict | None) -> None:
                                       "lists them (globs like 'soft*' or 'reductions/*' work)")
     if args.max_examples is not None and args.max_examples < 1:
         raise targets_mod.ConfigError(f"--max-examples {args.max_examples}: give at least 1")
+    if args.known and not Path(args.known).is_file():
+        raise targets_mod.ConfigError(f"--known {args.known}: no such file")
+    registry = args.known or Path(args.project) / "known_divergences.toml"
+    try:
+        known.load(Path(registry))
+    except known.RegistryError as exc:
+        raise targets_mod.ConfigError(f"known-divergence registry: {exc}") from None
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise targets_mod.ConfigError(f"--out {args.out}: exists and is not a folder; "
                                       "give a folder for the results")

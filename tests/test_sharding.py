@@ -57,7 +57,8 @@ def test_bad_run_arguments_are_clear_errors(tmp_path):
                           (["--shard", "5/2"], "expected I/N"),
                           (["--ops", "no_such_op"], "matches no op"),
                           (["--max-examples", "0"], "give at least 1"),
-                          (["--out", __file__], "exists and is not a folder")]:
+                          (["--out", __file__], "exists and is not a folder"),
+                          (["--known", "no_such.toml"], "--known no_such.toml: no such file")]:
         done = subprocess.run([sys.executable, "-m", "conformance.cli", "run", *args],
                               cwd=tmp_path, capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -50,6 +50,20 @@ def test_registry_entry_without_reason_is_refused(tmp_path):
         known.load(path)
 
 
+@pytest.mark.parametrize("entry, says", [
+    ('verdict = "fail"\nreason = "  "\n', "empty reason"),
+    ('verdict = "fial"\nreason = "r"\n', "verdict 'fial' is none of"),
+])
+def test_registry_entries_that_could_not_mean_anything_are_refused(tmp_path, entry, says):
+    path = tmp_path / "known.toml"
+    path.write_text('[[divergence]]\nop = "x"\ntarget = "y"\n' + entry)
+    with pytest.raises(known.RegistryError, match=says):
+        known.load(path)
+    path.write_text('divergence = 3\n')
+    with pytest.raises(known.RegistryError, match=r"\[\[divergence\]\] tables"):
+        known.load(path)
+
+
 def test_registry_accepts_lists_of_globs(tmp_path):
     path = tmp_path / "known.toml"
     path.write_text('[[divergence]]\nop = ["elu", "selu"]\ntarget = ["keras*-tensorflow"]\n'
