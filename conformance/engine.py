@@ -143,6 +143,11 @@ def _argument_names(args, example: dict):
     return _encode_structure(args)
 
 
+def _real(reply: dict) -> bool:
+    """An ok reply whose outputs are all real numbers: the pairwise table's (a complex
+    output is judged, but float64 copies would drop its imaginary part)."""
+    return reply.get("status") == "ok" and all(o.dtype.kind in "biuf" for o in reply["outputs"])
+
 
 def _distances(as64: dict, a: str, partners: list, ref: list, bounds: list):
     """Target a's worst distance to each partner (outputs of the same shapes), in ULPs
@@ -163,6 +168,7 @@ def _distances(as64: dict, a: str, partners: list, ref: list, bounds: list):
         worst_ratio[(np.isnan(x) != np.isnan(ys)).any(axis=1)] = np.inf
     return ({b: float(v) for b, v in zip(partners, worst_ulp)},
             {b: float(v) for b, v in zip(partners, worst_ratio)})
+
 
 class Engine:
     def __init__(self, pool, run: RunSettings, writer=None):
@@ -405,8 +411,7 @@ class Engine:
         Per-target float64 copies and per-reference bounds are computed once per
         example, and each target is measured against all later ones at once (8 targets
         make 28 pairs; pair by pair, numpy's per-call cost on small arrays dominated)."""
-        ok = {t.id: replies[t.id]["outputs"] for t in active if replies[t.id].get("status") == "ok"
-              and all(o.dtype.kind in "biuf" for o in replies[t.id]["outputs"])}  # complex: judged, not paired
+        ok = {t.id: replies[t.id]["outputs"] for t in active if _real(replies[t.id])}
         as64 = {tid: [o.astype("float64") for o in outputs] for tid, outputs in ok.items()}
         bounds = {}  # id(reference) -> [(ulp, bound or None)] per output
 
