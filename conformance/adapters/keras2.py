@@ -78,6 +78,9 @@ class Adapter(object):
         # time (a case, the cases queued behind it, shrink steps between them).
         self.graph_per_op = self.K.backend() == "tensorflow"
         self.last_fn = None
+        # Signatures whose function fails with unknown dims: straight to static shapes
+        # (each failure drops TensorFlow's graph, see _failed).
+        self.needs_static = set()
 
     def info(self):
         backend = self.K.backend()
@@ -145,8 +148,17 @@ class Adapter(object):
         outputs = adapters.flatten(fn(*symbolic, **kwargs))
         # An op that returns its input unchanged (tile by 1, cast to the same dtype)
         # would make K.function fetch a fed placeholder, which TF1 and CNTK refuse.
-        outputs = [self.K.identity(o) if any(o is i for i in inputs) else o for o in outputs]
+        outputs = [self._identity(o) if any(o is i for i in inputs) else o for o in outputs]
         return self.K.function(inputs, outputs), fed, variables
+
+    def _identity(self, tensor):
+        """K.identity; tf_keras.backend has none (dropout at rate 0 erred 'no attribute
+        identity' there), and TensorFlow's own does the same."""
+        identity = getattr(self.K, "identity", None)
+        if identity is None and self.K.backend() == "tensorflow":
+            import tensorflow as tf
+            identity = tf.identity
+        return identity(tensor) if identity is not None else tensor
 
     def _key(self, fn_name, args, kwargs, arrays, static, params):
         def part(index, array):
@@ -182,13 +194,32 @@ class Adapter(object):
         self.last_fn = fn_name
         arrays = adapters.leaf_arrays(args)
         params = set(params)
-        if not self.static_shapes:
+        dynamic = self._key(fn_name, args, kwargs, arrays, False, params)
+        if not self.static_shapes and dynamic not in self.needs_static:
             try:
-                results, compile_s = self._run(fn_name, args, kwargs, arrays, False, params)
-                return [np.asarray(r) for r in results], compile_s
+                return self._outputs(fn_name, args, kwargs, arrays, False, params)
             except Unsupported:
                 raise
-            except Exception:
-                pass  # some Keras 2 functions need static shapes (int_shape); retry with them
-        results, compile_s = self._run(fn_name, args, kwargs, arrays, True, params)
+            except Exception:  # some Keras 2 functions need static shapes (int_shape)
+                self._failed()
+                self.needs_static.add(dynamic)
+        try:
+            return self._outputs(fn_name, args, kwargs, arrays, True, params)
+        except Unsupported:
+            raise
+        except Exception:
+            self._failed()
+            raise
+
+    def _outputs(self, fn_name, args, kwargs, arrays, static, params):
+        results, compile_s = self._run(fn_name, args, kwargs, arrays, static, params)
         return [np.asarray(r) for r in results], compile_s
+
+    def _failed(self):
+        """A function that failed leaves its nodes in TensorFlow's one graph, and
+        tf_keras (TensorFlow 2 in graph mode) then fails every function built after it
+        with that node's error (measured: average_pool2d and conv2d at float16 raised
+        'No OpKernel ... MaxPool3D' once max_pool3d had failed). What one op leaves
+        behind must not decide another's verdict: the graph goes with the failure."""
+        if self.graph_per_op:
+            self._drop_graphs()
