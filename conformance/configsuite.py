@@ -49,13 +49,6 @@ from conformance.pool import GENERATED, StartupError, Worker
 from conformance.targets import FLOATX, Target
 
 SCENARIOS = ("precedence", "floatx", "runtime", "epsilon", "image_data_format")
-
-
-def selected(scenario: str, patterns: list[str] | None) -> bool:
-    """Whether --ops patterns select a scenario: "config" selects them all, and a glob
-    selects those whose "config/<scenario>" it matches (no patterns: all)."""
-    name = f"config/{scenario}"
-    return not patterns or any(p == "config" or fnmatch.fnmatchcase(name, p) for p in patterns)
 FAILING = {"fail", "error"}
 
 # The keras.json Keras 2.3.1 and Keras 3 write when there is none: their defaults, with
@@ -99,6 +92,13 @@ class Setup:
     keras_json: object = GENERATED
     env: tuple = ()
     sandbox_home: bool = False  # HOME points at an empty folder we can inspect
+
+
+def selected(scenario: str, patterns: list[str] | None) -> bool:
+    """Whether --ops patterns select a scenario: "config" selects them all, and a glob
+    selects those whose "config/<scenario>" it matches (no patterns: all)."""
+    name = f"config/{scenario}"
+    return not patterns or any(p == "config" or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def other_backend(target: Target) -> str:

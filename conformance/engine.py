@@ -24,7 +24,7 @@ from hypothesis.errors import HypothesisException
 
 from conformance import compare, corpus, known, overrides, protocol, strategies
 from conformance.catalog import Context, Op
-from conformance.tolerance import floor, ulp
+from conformance.tolerance import floor, once, ulp
 
 # examples explored per (op, floatx); shrink budget in backend calls; whether shapes
 # come from the short menu in strategies.SHAPE_MENU (fast: shapes are reused and JAX
@@ -420,7 +420,8 @@ class Engine:
                 errors = op.tolerance.errors(example, [r.astype("float64") for r in ref], ref, floatx,
                                              memo=memo)
                 bounds[id(ref)] = [
-                    (ulp(r, floatx), 2 * allowed + 2 * floor(floatx) if allowed.shape == r.shape else None)
+                    (once(memo, ("ulp", id(r)), lambda: ulp(r, floatx)),  # as compare's
+                     2 * allowed + 2 * floor(floatx) if allowed.shape == r.shape else None)
                     for r, (_, allowed) in zip(ref, errors)]
             return bounds[id(ref)]
 

@@ -121,7 +121,7 @@ def exit_status(pytest_code: int, summary: dict) -> int:
     interrupted or hit an internal or usage error."""
     if pytest_code not in (0, 1):
         return pytest_code
-    lost = _lost_cases(summary)
+    lost = _lost_cases(summary.get("run", {}).get("harness_errors") or [])
     if lost:
         print(f"error: {len(lost)} case(s) lost to harness errors (above); the results are "
               "incomplete", file=sys.stderr)
@@ -129,9 +129,8 @@ def exit_status(pytest_code: int, summary: dict) -> int:
     return 1 if _unexpected(summary) else 0
 
 
-def _lost_cases(summary: dict) -> list:
+def _lost_cases(errors: list) -> list:
     """Harness errors that were not overcome by trying the case again."""
-    errors = summary.get("run", {}).get("harness_errors") or []
     return [e for e in errors if not isinstance(e, dict) or not e.get("retried")]
 
 
@@ -205,7 +204,7 @@ def _print_harness_errors(errors: list) -> None:
     """Repeated at the end, where CI logs are read: what broke inside the harness."""
     if not errors:
         return
-    lost = _lost_cases({"run": {"harness_errors": errors}})
+    lost = _lost_cases(errors)
     print(f"\n{len(errors)} harness error(s), {len(lost)} case(s) lost to them "
           f"(the others passed when tried again):")
     for error in errors[:10]:

@@ -168,8 +168,7 @@ class Adapter(object):
         return (_signature(fn_name, args, kwargs)
                 + repr([part(i, a) for i, a in enumerate(arrays)]) + repr(sorted(params)))
 
-    def _run(self, fn_name, args, kwargs, arrays, static, params):
-        key = self._key(fn_name, args, kwargs, arrays, static, params)
+    def _run(self, key, fn_name, args, kwargs, arrays, static, params):
         compile_s = 0.0
         entry = self.compiled.get(key)
         if entry is None:
@@ -180,7 +179,7 @@ class Adapter(object):
         function, fed, variables = entry
         if variables:
             self.K.batch_set_value([(variable, arrays[i]) for i, variable in variables])
-        return function([arrays[i] for i in fed]), compile_s
+        return [np.asarray(r) for r in function([arrays[i] for i in fed])], compile_s
 
     def _drop_graphs(self):
         self.compiled = {}
@@ -194,26 +193,24 @@ class Adapter(object):
         self.last_fn = fn_name
         arrays = adapters.leaf_arrays(args)
         params = set(params)
-        dynamic = self._key(fn_name, args, kwargs, arrays, False, params)
-        if not self.static_shapes and dynamic not in self.needs_static:
-            try:
-                return self._outputs(fn_name, args, kwargs, arrays, False, params)
-            except Unsupported:
-                raise
-            except Exception:  # some Keras 2 functions need static shapes (int_shape)
-                self._failed()
-                self.needs_static.add(dynamic)
+        if not self.static_shapes:
+            dynamic = self._key(fn_name, args, kwargs, arrays, False, params)
+            if dynamic not in self.needs_static:
+                try:
+                    return self._run(dynamic, fn_name, args, kwargs, arrays, False, params)
+                except Unsupported:
+                    raise
+                except Exception:  # some Keras 2 functions need static shapes (int_shape)
+                    self._failed()
+                    self.needs_static.add(dynamic)
+        static_key = self._key(fn_name, args, kwargs, arrays, True, params)
         try:
-            return self._outputs(fn_name, args, kwargs, arrays, True, params)
+            return self._run(static_key, fn_name, args, kwargs, arrays, True, params)
         except Unsupported:
             raise
         except Exception:
             self._failed()
             raise
-
-    def _outputs(self, fn_name, args, kwargs, arrays, static, params):
-        results, compile_s = self._run(fn_name, args, kwargs, arrays, static, params)
-        return [np.asarray(r) for r in results], compile_s
 
     def _failed(self):
         """A function that failed leaves its nodes in TensorFlow's one graph, and
