@@ -1,4 +1,9 @@
-"""Verdicts: one backend reply against the float64 reference, then many examples folded.
+"""Verdicts: one backend reply against the float64 reference, then many examples folded,
+and how far the targets are from each other on the same inputs.
+
+Free functions, used by every run that judges replies (the run loop, baseline
+replays): `references` (one float64 reference per distinct epsilon), `judge` (one
+reply -> Verdict), `pairwise` (target x target agreement on one example).
 
 Statuses, most severe first. `unsupported` is coverage, not failure; `broken`
 means the target never started (reported with the targets, not per op).
@@ -9,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from conformance import overrides
 from conformance.tolerance import Tolerance, floor, once, ulp
 
 SEVERITY = ["crash", "timeout", "error", "shape", "dtype", "nan", "fail", "unsupported",
@@ -145,3 +151,105 @@ class Aggregate:
         if SEVERITY.index(verdict.status) < SEVERITY.index(self.status):
             self.status = verdict.status
             self.message = verdict.message
+
+
+# -- replies judged against the reference ------------------------------------------
+def references(op, example: dict, contexts: dict) -> dict:
+    """The op's float64 references for one example by target id, computed once per
+    distinct context (targets with the same floatx and epsilon share one)."""
+    by_context, refs = {}, {}
+    for target_id, context in contexts.items():
+        if context not in by_context:
+            by_context[context] = op.references(example, context)
+        refs[target_id] = by_context[context]
+    return refs
+
+
+def judge(op, target_id: str, floatx: str, example: dict, reply: dict, refs: list,
+          memo: dict | None = None) -> Verdict:
+    """One target's reply to one example: an error reply keeps its status, outputs are
+    compared with the references under the op's tolerance (widened only by the override
+    table). `memo` shares allowed errors between targets judged against the same refs."""
+    status = reply.get("status")
+    if status != "ok":
+        message = reply.get("message", "")
+        if reply.get("error_type"):
+            message = f"{reply['error_type']}: {message}"
+        return Verdict(status if status in SEVERITY else "error", message[:500])
+    expected = [op.expected_dtype(example, floatx, i) for i in range(len(refs))]
+    scale, _ = overrides.factor(op.name, target_id, floatx)
+    try:
+        return compare(reply["outputs"], refs, op.tolerance, example, floatx, expected, scale,
+                       memo)
+    except Exception as exc:  # an odd output (e.g. a string array) is the backend's doing
+        return Verdict("error", f"cannot compare output: {type(exc).__name__}: {exc}")
+
+
+# -- targets against each other ------------------------------------------------------
+def _real(reply: dict) -> bool:
+    """An ok reply whose outputs are all real numbers: the pairwise table's (a complex
+    output is judged, but float64 copies would drop its imaginary part)."""
+    return reply.get("status") == "ok" and all(o.dtype.kind in "biuf" for o in reply["outputs"])
+
+
+def _distances(as64: dict, a: str, partners: list, ref: list, bounds: list):
+    """Target a's worst distance to each partner (outputs of the same shapes), in ULPs
+    of a's reference and in units of its tolerance bound: ({partner: ulps},
+    {partner: ratio}); a NaN where the other has none is an infinite ratio. NaN
+    distances (a NaN bound) count as none, as Python's max() skips them."""
+    worst_ulp, worst_ratio = np.zeros(len(partners)), np.zeros(len(partners))
+    for index, (x64, r, (unit, bound)) in enumerate(zip(as64[a], ref, bounds)):
+        if not partners or x64.size == 0 or r.shape != x64.shape:
+            continue
+        x = x64.reshape(1, -1)
+        ys = np.stack([as64[b][index].reshape(-1) for b in partners])
+        both = np.isfinite(x) & np.isfinite(ys)
+        diff = np.where(both, np.abs(x - ys), 0.0)
+        worst_ulp = np.fmax(worst_ulp, (diff / unit.reshape(1, -1)).max(axis=1))
+        if bound is not None:
+            worst_ratio = np.fmax(worst_ratio, (diff / bound.reshape(1, -1)).max(axis=1))
+        worst_ratio[(np.isnan(x) != np.isnan(ys)).any(axis=1)] = np.inf
+    return ({b: float(v) for b, v in zip(partners, worst_ulp)},
+            {b: float(v) for b, v in zip(partners, worst_ratio)})
+
+
+def pairwise(op, floatx: str, example: dict, replies: dict, refs: dict, pairs: dict,
+             memo: dict | None = None) -> None:
+    """Add one example to `pairs` ({"a|b": {examples, disagreements, max_ulp,
+    max_ratio}}): target x target agreement on identical inputs, in ULPs of a's
+    reference and in units of the two targets' summed tolerance bounds.
+
+    Float64 copies and each reference's bounds are computed once per example, and each
+    target is measured against all later ones at once: pair by pair, numpy's per-call
+    cost on small arrays dominated."""
+    ok = {tid: reply["outputs"] for tid, reply in replies.items() if _real(reply)}
+    as64 = {tid: [o.astype("float64") for o in outputs] for tid, outputs in ok.items()}
+    bounds = {}  # id(reference) -> [(ulp, bound or None)] per output
+
+    def bounds_of(ref):
+        if id(ref) not in bounds:
+            errors = op.tolerance.errors(example, [r.astype("float64") for r in ref], ref,
+                                         floatx, memo=memo)
+            bounds[id(ref)] = [
+                (once(memo, ("ulp", id(r)), lambda: ulp(r, floatx)),  # as compare's
+                 2 * allowed + 2 * floor(floatx) if allowed.shape == r.shape else None)
+                for r, (_, allowed) in zip(ref, errors)]
+        return bounds[id(ref)]
+
+    names = sorted(ok)
+    for position, a in enumerate(names):
+        later = names[position + 1:]
+        shapes = [x.shape for x in ok[a]]
+        alike = [b for b in later if [y.shape for y in ok[b]] == shapes]
+        worst_ulp, worst_ratio = _distances(as64, a, alike, refs[a], bounds_of(refs[a]))
+        for b in later:
+            entry = pairs.setdefault(f"{a}|{b}", {"examples": 0, "disagreements": 0,
+                                                   "max_ulp": 0.0, "max_ratio": 0.0})
+            entry["examples"] += 1
+            if b not in worst_ulp:  # another number of outputs, or other shapes
+                entry["disagreements"] += 1
+                continue
+            entry["max_ulp"] = max(entry["max_ulp"], worst_ulp[b])
+            entry["max_ratio"] = max(entry["max_ratio"], worst_ratio[b])
+            if worst_ratio[b] > 1:
+                entry["disagreements"] += 1

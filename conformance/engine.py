@@ -24,7 +24,6 @@ from hypothesis.errors import HypothesisException
 
 from conformance import compare, corpus, known, overrides, protocol, strategies
 from conformance.catalog import Context, Op
-from conformance.tolerance import floor, once, ulp
 
 # examples explored per (op, floatx); shrink budget in backend calls; whether shapes
 # come from the short menu in strategies.SHAPE_MENU (fast: shapes are reused and JAX
@@ -143,33 +142,6 @@ def _argument_names(args, example: dict):
     return _encode_structure(args)
 
 
-def _real(reply: dict) -> bool:
-    """An ok reply whose outputs are all real numbers: the pairwise table's (a complex
-    output is judged, but float64 copies would drop its imaginary part)."""
-    return reply.get("status") == "ok" and all(o.dtype.kind in "biuf" for o in reply["outputs"])
-
-
-def _distances(as64: dict, a: str, partners: list, ref: list, bounds: list):
-    """Target a's worst distance to each partner (outputs of the same shapes), in ULPs
-    of a's reference and in units of its tolerance bound: ({partner: ulps},
-    {partner: ratio}); a NaN where the other has none is an infinite ratio. NaN
-    distances (a NaN bound) count as none, as Python's max() skips them."""
-    worst_ulp, worst_ratio = np.zeros(len(partners)), np.zeros(len(partners))
-    for index, (x64, r, (unit, bound)) in enumerate(zip(as64[a], ref, bounds)):
-        if not partners or x64.size == 0 or r.shape != x64.shape:
-            continue
-        x = x64.reshape(1, -1)
-        ys = np.stack([as64[b][index].reshape(-1) for b in partners])
-        both = np.isfinite(x) & np.isfinite(ys)
-        diff = np.where(both, np.abs(x - ys), 0.0)
-        worst_ulp = np.fmax(worst_ulp, (diff / unit.reshape(1, -1)).max(axis=1))
-        if bound is not None:
-            worst_ratio = np.fmax(worst_ratio, (diff / bound.reshape(1, -1)).max(axis=1))
-        worst_ratio[(np.isnan(x) != np.isnan(ys)).any(axis=1)] = np.inf
-    return ({b: float(v) for b, v in zip(partners, worst_ulp)},
-            {b: float(v) for b, v in zip(partners, worst_ratio)})
-
-
 class Engine:
     def __init__(self, pool, run: RunSettings, writer=None):
         self.pool = pool
@@ -219,7 +191,7 @@ class Engine:
         return [t for t in self._targets() if op.call_for(t.flavor) is not None]
 
     def _check_active(self, op, floatx, active, upcoming=()) -> list[dict]:
-        contexts = {t.id: Context(floatx, self._epsilon(t.id)) for t in active}
+        contexts = self.contexts(active, floatx)
         aggregates = {t.id: compare.Aggregate() for t in active}
         pairs = {}
         started = time.perf_counter()
@@ -237,14 +209,14 @@ class Engine:
                     if replies[target.id].get("status") == "skipped":  # see GIVE_UP_AFTER
                         aggregates[target.id].skipped += 1
                         continue
-                    verdict = self._judge(op, target, floatx, example, replies[target.id],
-                                          refs[target.id], memo)
+                    verdict = compare.judge(op, target.id, floatx, example, replies[target.id],
+                                            refs[target.id], memo)
                     aggregate = aggregates[target.id]
                     aggregate.add(verdict, replies[target.id].get("backend_s", 0.0))
                     if verdict.status in compare.DIVERGENT and aggregate.first_failure is None:
                         aggregate.first_failure = {"example": example, "verdict": verdict}
             with self._clock("pairwise"):
-                self._pairwise(op, floatx, example, active, replies, refs, pairs, memo)
+                compare.pairwise(op, floatx, example, replies, refs, pairs, memo)
         elapsed = time.perf_counter() - started
         self.timings["examples"] += len(examples)
         # One target after the other: hypothesis runs tests in threads since 6.136.9, but
@@ -348,8 +320,13 @@ class Engine:
         self._count_backend(replies)
         return replies, refs_by_example
 
-    def _fan_out_many(self, op, examples, active, contexts):
-        """All examples to every target, waiting for the replies (no lookahead)."""
+    def contexts(self, active, floatx) -> dict:
+        """What each target's references depend on: floatx and the epsilon it reports."""
+        return {t.id: Context(floatx, self.pool.epsilon(t.id)) for t in active}
+
+    def fan_out(self, op, examples, active, contexts):
+        """All examples to every active target, waiting for the replies (no lookahead):
+        ({target id: [reply per example]}, [{target id: references} per example])."""
         return self._gather(op, self._submit(op, examples, active), active, contexts)
 
     def _fan_out_now(self, op, examples, active, contexts):
@@ -359,17 +336,9 @@ class Engine:
 
     def _references(self, op, examples, active, contexts) -> list[dict]:
         """One reference per (example, distinct epsilon), by target id."""
-        refs_by_example = []
+        wanted = {t.id: contexts[t.id] for t in active}
         with self._clock("reference"):
-            for example in examples:
-                by_ctx, refs = {}, {}
-                for target in active:
-                    ctx = contexts[target.id]
-                    if ctx not in by_ctx:
-                        by_ctx[ctx] = op.references(example, ctx)
-                    refs[target.id] = by_ctx[ctx]
-                refs_by_example.append(refs)
-        return refs_by_example
+            return [compare.references(op, example, wanted) for example in examples]
 
     def _count_backend(self, replies) -> None:
         seconds = {tid: [r.get("backend_s", 0.0) for r in batch] for tid, batch in replies.items()}
@@ -383,66 +352,7 @@ class Engine:
             slowest = sum(max(per_example) for per_example in zip(*seconds.values()))
         self.timings["slowest_backend"] += slowest
 
-    # -- pieces ---------------------------------------------------------------
-    def _epsilon(self, target_id: str) -> float:
-        info = self.pool.workers[target_id].info or {}
-        return float(info.get("epsilon", self.pool.targets[target_id].epsilon))
-
-    def _judge(self, op, target, floatx, example, reply, refs, memo=None) -> compare.Verdict:
-        status = reply.get("status")
-        if status != "ok":
-            message = reply.get("message", "")
-            if reply.get("error_type"):
-                message = f"{reply['error_type']}: {message}"
-            return compare.Verdict(status if status in compare.SEVERITY else "error",
-                                   message[:500])
-        outputs = reply["outputs"]
-        expected = [op.expected_dtype(example, floatx, i) for i in range(len(refs))]
-        scale, _ = overrides.factor(op.name, target.id, floatx)
-        try:
-            return compare.compare(outputs, refs, op.tolerance, example, floatx, expected, scale,
-                                   memo)
-        except Exception as exc:  # an odd output (e.g. a string array) is the backend's doing
-            return compare.Verdict("error", f"cannot compare output: {type(exc).__name__}: {exc}")
-
-    def _pairwise(self, op, floatx, example, active, replies, refs, pairs, memo=None) -> None:
-        """Target x target agreement on identical inputs, in ULPs and tolerance units.
-
-        Per-target float64 copies and per-reference bounds are computed once per
-        example, and each target is measured against all later ones at once (8 targets
-        make 28 pairs; pair by pair, numpy's per-call cost on small arrays dominated)."""
-        ok = {t.id: replies[t.id]["outputs"] for t in active if _real(replies[t.id])}
-        as64 = {tid: [o.astype("float64") for o in outputs] for tid, outputs in ok.items()}
-        bounds = {}  # id(reference) -> [(ulp, bound or None)] per output
-
-        def bounds_of(ref):
-            if id(ref) not in bounds:
-                errors = op.tolerance.errors(example, [r.astype("float64") for r in ref], ref, floatx,
-                                             memo=memo)
-                bounds[id(ref)] = [
-                    (once(memo, ("ulp", id(r)), lambda: ulp(r, floatx)),  # as compare's
-                     2 * allowed + 2 * floor(floatx) if allowed.shape == r.shape else None)
-                    for r, (_, allowed) in zip(ref, errors)]
-            return bounds[id(ref)]
-
-        names = sorted(ok)
-        for position, a in enumerate(names):
-            later = names[position + 1:]
-            shapes = [x.shape for x in ok[a]]
-            alike = [b for b in later if [y.shape for y in ok[b]] == shapes]
-            worst_ulp, worst_ratio = _distances(as64, a, alike, refs[a], bounds_of(refs[a]))
-            for b in later:
-                entry = pairs.setdefault(f"{a}|{b}", {"examples": 0, "disagreements": 0,
-                                                       "max_ulp": 0.0, "max_ratio": 0.0})
-                entry["examples"] += 1
-                if b not in worst_ulp:  # another number of outputs, or other shapes
-                    entry["disagreements"] += 1
-                    continue
-                entry["max_ulp"] = max(entry["max_ulp"], worst_ulp[b])
-                entry["max_ratio"] = max(entry["max_ratio"], worst_ratio[b])
-                if worst_ratio[b] > 1:
-                    entry["disagreements"] += 1
-
+    # -- shrinking -------------------------------------------------------------
     def _shrink_budget(self, op, floatx, target, verdict) -> int:
         """Backend calls the shrink may spend: crashes and hangs cost a restart or a
         timeout per call; a divergence in the known registry gets KNOWN_SHRINK_CALLS."""
@@ -468,7 +378,8 @@ class Engine:
                 raise _BudgetSpent()
             state["calls"] += 1
             reply = self.pool.call({target.id: call.request(example)})[target.id]
-            verdict = self._judge(op, target, floatx, example, reply, op.references(example, ctx))
+            verdict = compare.judge(op, target.id, floatx, example, reply,
+                                    op.references(example, ctx))
             if verdict.status == wanted:
                 state["last"] = {"example": example, "verdict": verdict}
                 raise _Reproduced()

@@ -7,9 +7,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conformance import catalog, compare, configsuite, known, store, targets as targets_mod
-from conformance.engine import PROFILES
-from conformance.pytest_plugin import parse_shard
+from conformance import catalog, compare, options as options_mod, store
 
 def suites_dir() -> Path:
     """suites/ of a checkout, or the copy a wheel installs as conformance/suites."""
@@ -24,10 +22,7 @@ def add_commands(commands) -> None:
                     "with float64 references, stream results to OUT/results.jsonl and write "
                     "OUT/summary.json and the HTML report. Exit status 1 when an unexpected "
                     "divergence was found (known ones live in known_divergences.toml).")
-    run.add_argument("--targets", help="comma-separated target ids (default: all)")
-    add_suite_options(run, out_default="reports/run-<timestamp>")
-    run.add_argument("--shard", help="I/N: run a deterministic 1/N of the (op, floatx) cases, "
-                     "for CI matrices; merge the shards with `conformance report`")
+    options_mod.add_arguments(run, out_default="reports/run-<timestamp>")
     run.set_defaults(handler=cmd_run)
 
     ops = commands.add_parser("ops", help="list the op catalog")
@@ -44,22 +39,8 @@ def add_commands(commands) -> None:
 
 
 def add_suite_options(parser, out_default: str) -> None:
-    """Options shared by every command that runs the suites (run, validate)."""
-    parser.add_argument("--ops", help="comma-separated globs on op names or family/name, "
-                        "e.g. 'soft*,reductions/*'")
-    parser.add_argument("--floatx", default="float32,float64,float16",
-                        help="comma-separated floatx values (default: %(default)s)")
-    parser.add_argument("--profile", default="default", choices=sorted(PROFILES),
-                        help="examples per (op, floatx): " + ", ".join(
-                            f"{k}={v['max_examples']}" for k, v in PROFILES.items())
-                        + "; thorough also builds shapes axis by axis instead of reusing "
-                          "a short menu (more shapes, many more JAX compiles)")
-    parser.add_argument("--max-examples", type=int, help="override the profile's example count")
-    parser.add_argument("--seed", type=int, help="reproduce a run: reuse its printed seed")
-    parser.add_argument("--out", help=f"results folder (default: {out_default})")
-    parser.add_argument("--known", help="known-divergence registry "
-                        "(default: known_divergences.toml in the project)")
-    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    """Options shared by every command that runs the suites on chosen targets (validate)."""
+    options_mod.add_arguments(parser, out_default=out_default, exclude=("targets", "shard"))
 
 
 def cmd_ops(args) -> int:
@@ -82,26 +63,23 @@ def cmd_ops(args) -> int:
 
 def cmd_run(args, extra_targets: dict | None = None) -> int:
     """Run the suites; `extra_targets` adds targets for this run only (used by validate)."""
+    preset = {"extra_targets": extra_targets} if extra_targets else {}
+    return run(options_mod.from_arguments(args, **preset))
+
+
+def run(options: options_mod.RunOptions) -> int:
+    """Run the suites with checked options: pytest drives the cases through the plugin,
+    which gets these options as they are. Prints the summary; returns the exit status."""
     import pytest
 
-    _check_arguments(args, extra_targets)
-    out = Path(args.out or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S"))
+    from conformance.pytest_plugin import Preset
+
+    out = options.out or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S")
+    options = options.with_(out=out, project=Path(options.project).resolve())
     suites = suites_dir()
     pytest_args = [str(suites), "-o", "addopts=", "-p", "conformance.pytest_plugin",
-                   "-p", "no:cacheprovider", "-p", "no:terminal",
-                   f"--rootdir={suites}", f"--conformance-out={out}",
-                   f"--conformance-floatx={args.floatx}", f"--conformance-profile={args.profile}",
-                   f"--conformance-project={Path(args.project).resolve()}"]
-    for option, value in [("targets", args.targets), ("ops", args.ops), ("seed", args.seed),
-                          ("max-examples", args.max_examples), ("known", args.known),
-                          ("shard", args.shard)]:
-        if value is not None:
-            pytest_args.append(f"--conformance-{option}={value}")
-    if args.no_report:
-        pytest_args.append("--conformance-no-report")
-    if extra_targets:
-        pytest_args.append(f"--conformance-extra-targets={json.dumps(extra_targets)}")
-    code = pytest.main(pytest_args)
+                   "-p", "no:cacheprovider", "-p", "no:terminal", f"--rootdir={suites}"]
+    code = pytest.main(pytest_args, plugins=[Preset(options)])
     results = out / "results.jsonl"
     if not results.exists():
         print(f"error: the suites did not start (pytest exit {int(code)}); see the messages above",
@@ -110,7 +88,7 @@ def cmd_run(args, extra_targets: dict | None = None) -> int:
     summary = store.load(out / "summary.json") if (out / "summary.json").exists() \
         else store.load(results)  # the plugin writes summary.json and the report on close
     _print_summary(summary, out)
-    if not args.no_report and (out / "index.html").exists():
+    if not options.no_report and (out / "index.html").exists():
         print(f"report: {out / 'index.html'}")
     return exit_status(int(code), summary)
 
@@ -132,40 +110,6 @@ def exit_status(pytest_code: int, summary: dict) -> int:
 def _lost_cases(errors: list) -> list:
     """Harness errors that were not overcome by trying the case again."""
     return [e for e in errors if not isinstance(e, dict) or not e.get("retried")]
-
-
-def _check_arguments(args, extra_targets: dict | None) -> None:
-    """Reject bad arguments here, with a clear message: once pytest runs with its terminal
-    reporter off, a usage error inside the plugin would only show as an exit status."""
-    config = targets_mod.load_project_config(Path(args.project))
-    if extra_targets:
-        config.setdefault("targets", {}).update(extra_targets)
-    all_targets = targets_mod.load_targets(config, Path(args.project))
-    targets_mod.select(all_targets, [t for t in (args.targets or "").split(",") if t] or None)
-    unknown = [f for f in args.floatx.split(",") if f and f not in targets_mod.FLOATX]
-    if unknown:
-        raise targets_mod.ConfigError(f"--floatx: unknown {unknown}; use {list(targets_mod.FLOATX)}")
-    patterns = [p.strip() for p in (args.ops or "").split(",") if p.strip()]
-    if patterns and not catalog.select(catalog.all_ops(), patterns) and not any(
-            configsuite.selected(s, patterns) for s in configsuite.SCENARIOS):
-        raise targets_mod.ConfigError(f"--ops {args.ops!r} matches no op; `conformance ops` "
-                                      "lists them (globs like 'soft*' or 'reductions/*' work)")
-    if args.max_examples is not None and args.max_examples < 1:
-        raise targets_mod.ConfigError(f"--max-examples {args.max_examples}: give at least 1")
-    if args.known and not Path(args.known).is_file():
-        raise targets_mod.ConfigError(f"--known {args.known}: no such file")
-    registry = args.known or Path(args.project) / "known_divergences.toml"
-    try:
-        known.load(Path(registry))
-    except known.RegistryError as exc:
-        raise targets_mod.ConfigError(f"known-divergence registry: {exc}") from None
-    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise targets_mod.ConfigError(f"--out {args.out}: exists and is not a folder; "
-                                      "give a folder for the results")
-    try:
-        parse_shard(getattr(args, "shard", None))
-    except ValueError as exc:
-        raise targets_mod.ConfigError(str(exc)) from None
 
 
 def _unexpected(summary: dict) -> list[dict]:

@@ -15,16 +15,29 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 
-def _clean(value):
-    """JSON has no NaN/inf: keep them as strings so the file stays standard JSON."""
+
+def jsonable(value):
+    """The one encoding of the harness's records as standard JSON: NaN and inf become
+    the strings 'nan', 'inf', '-inf' (JSON has no such numbers), numpy scalars become
+    Python numbers, tuples become lists, paths become text."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
     return value
+
+
+def dumps(value, **kwargs) -> str:
+    """`json.dumps` of `jsonable(value)`: what every results file of the harness holds."""
+    return json.dumps(jsonable(value), **kwargs)
 
 
 # Each record is flushed to the OS as it is written: a run that is interrupted or
@@ -47,7 +60,7 @@ class ResultsWriter:
         self._synced = time.monotonic()
 
     def write(self, kind: str, record: dict) -> None:
-        line = json.dumps(_clean({"kind": kind, **record})) + "\n"
+        line = dumps({"kind": kind, **record}) + "\n"
         with self._lock:
             self._file.write(line)
             self._file.flush()
@@ -136,6 +149,6 @@ def load(path: Path) -> dict:
 def write_summary(out_dir: Path, summary: dict) -> Path:
     path = Path(out_dir) / "summary.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_clean(summary), indent=1))
+    tmp.write_text(dumps(summary, indent=1))
     tmp.replace(path)
     return path

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from conformance import baseline, catalog, corpus, strategies
+from conformance import cli as conformance_cli
 from conformance.report import regression
 from conftest import FAKE_PLUGINS
 
@@ -34,7 +35,7 @@ def project(folder: Path, module: str) -> Path:
 
 
 def cli(*argv) -> int:
-    return baseline.main([str(a) for a in argv])
+    return conformance_cli.main([str(a) for a in argv])
 
 
 @pytest.fixture(scope="module")

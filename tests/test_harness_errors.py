@@ -1,9 +1,12 @@
 """A bug inside the harness is said with its traceback, kept in the run record, and
 does not lose the case when trying it again succeeds."""
+from pathlib import Path
+
 import pytest
 
 from conformance import catalog
-from conformance.pytest_plugin import Case, ConformanceSession
+from conformance.engine import RunSettings
+from conformance.runloop import Run, write_outputs
 from conformance.runcli import _print_harness_errors
 
 
@@ -19,34 +22,35 @@ class FlakyEngine:
         return [{"op": op.name, "target": "t", "status": "pass"}]
 
 
-def session_with(engine):
-    session = object.__new__(ConformanceSession)  # no pytest config: only check() is used
-    session.engine, session.harness_errors, session.said = engine, [], []
-    session.done, session.total, session.started, session.next_cases = 0, 1, 0.0, []
-    session.switch_floatx = lambda floatx: None
-    session.say = session.said.append
-    return session
+def run_with(engine, out_dir=None):
+    """A Run with no workers: its engine is the fake, floatx switching does nothing."""
+    said = []
+    run = Run([], {}, settings=RunSettings(seed=1, max_examples=1, shrink_calls=0),
+              floatx=["float32"], out_dir=out_dir, workdir=Path("unused"), say=said.append)
+    run.engine, run.total, run.said = engine, 1, said
+    run.switch_floatx = lambda floatx: None
+    return run
 
 
-def case():
-    return Case(next(op for op in catalog.all_ops() if op.name == "exp"), "float32")
+def exp():
+    return next(op for op in catalog.all_ops() if op.name == "exp")
 
 
 def test_a_passing_harness_fault_is_reported_and_the_case_kept():
-    session = session_with(FlakyEngine(failures=1))
-    records = session.check(case())
-    assert records[0]["status"] == "pass" and session.done == 1
-    error, = session.harness_errors
+    run = run_with(FlakyEngine(failures=1))
+    records = run.check(exp(), "float32")
+    assert records[0]["status"] == "pass" and run.done == 1
+    error, = run.harness_errors
     assert error["case"] == "exp-float32" and error["retried"]
     assert "KeyError: 'planted harness fault'" in error["traceback"]
-    assert any("HARNESS ERROR in exp-float32" in line for line in session.said)
+    assert any("HARNESS ERROR in exp-float32" in line for line in run.said)
 
 
 def test_a_lasting_harness_fault_fails_the_case():
-    session = session_with(FlakyEngine(failures=2))
+    run = run_with(FlakyEngine(failures=2))
     with pytest.raises(KeyError):
-        session.check(case())
-    assert session.done == 0
+        run.check(exp(), "float32")
+    assert run.done == 0
 
 
 def test_summary_repeats_the_tracebacks(capsys):
@@ -69,12 +73,10 @@ def test_a_failing_report_keeps_the_summary(tmp_path, monkeypatch):
         raise TypeError("planted report bug")
 
     monkeypatch.setattr(report, "render", broken_render)
-    session = session_with(FlakyEngine(failures=0))
-    session.out_dir = tmp_path
-    session.config = type("Config", (), {"getoption": staticmethod(lambda name: False)})()
-    session._write_outputs()
+    said = []
+    write_outputs(tmp_path, said.append, report=True)
     assert (tmp_path / "summary.json").is_file()
-    assert any("REPORT ERROR" in line and "planted report bug" in line for line in session.said)
+    assert any("REPORT ERROR" in line and "planted report bug" in line for line in said)
 
 
 def test_cases_lost_to_harness_errors_make_the_run_exit_2(capsys):
