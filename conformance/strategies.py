@@ -16,11 +16,11 @@ WIDTH = {"float16": 16, "float32": 32, "float64": 64}
 # Side lengths for shapes built axis by axis (shrinks to 1).
 SIDES = (1, 2, 3, 4, 5, 8)
 # Shapes come from a short menu per rank instead of being built axis by axis: JAX
-# compiles every primitive for every new shape (50-500 ms each on 2 cores; 0.1-1 ms
-# for a shape it has seen), so a few shapes reused across examples and ops cost a
-# fraction of fresh ones. Each rank keeps size-1 axes (broadcasting, squeezing),
-# unequal sides, and 8 for callers allowing it; the first entry, the smallest, is
-# where hypothesis shrinks to. A shape the menu cannot give (min_side > 1 on some
+# compiles every primitive for every new shape and reuses the compiled code for a
+# shape it has seen, so a few shapes reused across examples and ops cost a fraction
+# of fresh ones. Each rank keeps size-1 axes (broadcasting, squeezing), unequal
+# sides, and 8 for callers allowing it; the first entry, the smallest, is where
+# hypothesis shrinks to. A shape the menu cannot give (min_side > 1 on some
 # ranks) is built axis by axis, as it is everywhere with reuse off (the thorough
 # profile: more shapes, more compiles).
 SHAPE_MENU = {
@@ -60,8 +60,8 @@ MAX_BUILT = 4096  # strategies kept by _built_once (a shape strategy as key make
 def _built_once(build):
     """Strategies built once per distinct arguments. Composites ask for them again for
     every example (an array strategy per drawn shape), and a new hypothesis strategy
-    validates itself on first use: ~7% of generation. The same arguments give the same
-    strategy, so the examples drawn are identical."""
+    validates itself on first use, a visible share of drawing time. The same arguments
+    give the same strategy, so the examples drawn are identical."""
     built = {}
 
     @functools.wraps(build)
@@ -180,15 +180,3 @@ def binary(draw, floatx: str, lo: float = -10.0, hi: float = 10.0, lo2=None, hi2
     x2 = draw(arrays(floatx, shape2, lo if lo2 is None else lo2, hi if hi2 is None else hi2,
                      **float_options))
     return {"x1": x1, "x2": x2}
-
-
-@st.composite
-def with_axis(draw, floatx: str, lo: float = -10.0, hi: float = 10.0, min_dims: int = 1,
-              max_dims: int = 3, allow_none: bool = True, keepdims: bool = False):
-    """{"x", "axis"[, "keepdims"]}: an array and a valid axis for reductions."""
-    shape = draw(shapes(min_dims, max_dims))
-    example = {"x": draw(arrays(floatx, shape, lo, hi)),
-               "axis": draw(axis_for(len(shape), allow_none))}
-    if keepdims:
-        example["keepdims"] = draw(st.booleans())
-    return example

@@ -5,9 +5,9 @@ u = eps(floatx) / 2 is the unit roundoff. An element passes when
     |y_backend - y_ref| <= E + floor,   floor = 2 * smallest normal of floatx
 
 so flush-to-zero of subnormal results never counts as an error. E depends on the
-op class (see DESIGN.md and Higham, Accuracy and Stability of Numerical Algorithms,
-ch. 3-4), scaled by the actual inputs. Every class also says its formula in words
-for the report. Widenings beyond these formulas live only in `overrides.py`.
+op class (see docs/tolerance.md and Higham, Accuracy and Stability of Numerical
+Algorithms, ch. 3-4), scaled by the actual inputs. Every class also says its formula
+in words for the report. Widenings beyond these formulas live only in `overrides.py`.
 
 A tolerance turns (example, outputs, references) into pairs (error, allowed) per
 output; most classes compare values (error = |y - ref|), backward-error classes
@@ -58,7 +58,7 @@ class Tolerance:
 
         `memo` (a dict per example, optional) keeps the allowed arrays: they depend on
         the example and the reference only, so every target judged against the same
-        reference shares them instead of recomputing them (8 targets: 8 times)."""
+        reference shares them instead of recomputing them per target."""
         pairs = []
         for index, (out, ref) in enumerate(zip(outputs, refs)):
             allowed = self._allowed_once(example, ref, floatx, index, memo)

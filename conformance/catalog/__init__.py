@@ -105,7 +105,6 @@ class Op:
     keras2: Call | None = None
     result: str | tuple[str, ...] = "floatx"
     floatx: tuple[str, ...] = ("float16", "float32", "float64")
-    uses_epsilon: bool = False
     notes: str = ""
 
     def call_for(self, flavor: str) -> Call | None:

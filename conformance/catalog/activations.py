@@ -5,7 +5,7 @@ the options, e.g. relu's negative_slope / max_value / threshold); Keras 2 calls 
 through ``keras.backend`` or ``keras.activations``. Where the two versions define an
 activation differently (hard_sigmoid) there are two ops, each in one flavor.
 
-Tolerances follow DESIGN.md: E = N ulp(y) + N u |x f'(x)|, N = 4 for exp/log/tanh-
+Tolerances follow docs/tolerance.md: E = N ulp(y) + N u |x f'(x)|, N = 4 for exp/log/tanh-
 based functions, 8 for erf, and for piecewise-linear ops the number of roundings in
 the documented formula. The reference is the mathematical function (elu through
 expm1, gelu through erfc), so a backend that evaluates a cancelling formula
@@ -345,7 +345,7 @@ OPS = [
          _ew(4, lambda x: np.abs(x * special.expit(-x))), -100.0, 100.0,
          edges=(-20.0, 20.0)),
     # softplus(-100) in float32 is 0 on TensorFlow and 3.8e-44 elsewhere: both within
-    # the flush-to-zero floor, as DESIGN.md requires.
+    # the flush-to-zero floor (docs/tolerance.md).
     _act("softplus", lambda ex: np.logaddexp(0.0, _x(ex)), _ew(4, _cond_softplus),
          -100.0, 100.0, edges=(-20.0, 20.0), k2=keras2("softplus", "x")),
     _act("exponential", lambda ex: np.exp(_x(ex)), _ew(4, np.abs), -10.0, 10.0,

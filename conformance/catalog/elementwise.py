@@ -53,11 +53,6 @@ def _binary_cond(dfdx1, dfdx2):
     return cond
 
 
-def _pow_inputs(floatx):
-    # positive base, moderate exponent: keeps results finite in float16
-    return S.binary(floatx, 0.1, 4.0, -3.0, 3.0)
-
-
 OPS = [
     # -- correctly rounded arithmetic --------------------------------------------
     _binary("add", np.add, Rounded(1), k2=None),

@@ -1,7 +1,7 @@
 """Linear algebra: contractions (Matmul), vector norms (Reduction) and matrix
 factorizations and solvers (BackwardError).
 
-Contractions are judged elementwise with the inner-product bound of DESIGN.md,
+Contractions are judged elementwise with the inner-product bound (docs/tolerance.md),
 E = 4 (sqrt(2) u S2 + sqrt(k) u S1) + u |C|, where S1 and S2 are the same contraction
 applied in float64 to |A|, |B| and to A*A, B*B (S2 then square-rooted), and k is the
 number of products summed into one output element.

@@ -7,9 +7,9 @@ computes the clip bounds as they are in floatx (epsilon rounded to floatx, 1 - e
 computed in floatx) and everything else in float64; with floatx float16 that makes
 the upper bound 1, so p == 1 gives log(0) exactly as the formula does in float16.
 
-DESIGN.md's epsilon term |f(eps) - f(0)| is not added: the reference applies epsilon
-exactly as documented, and at p = 0 that term is infinite; adding it would hide the
-known divergence it exists to surface (tf.keras adds epsilon after clipping:
+The epsilon term |f(eps) - f(0)| of docs/tolerance.md is not added: the reference
+applies epsilon exactly as documented, and at p = 0 that term is infinite; adding it
+would hide the known divergence it exists to surface (tf.keras adds epsilon after clipping:
 15.42 / 15.33 where the documented clip gives 16.118 / 15.942).
 
 Losses take batched tensors (batch, ..., features), so arrays have rank >= 2 except
@@ -334,17 +334,17 @@ def _crossentropy(name, k3_fn, k2_fn, inputs, reference, tolerance, from_logits,
                     static=static),
         keras2=Call(f"keras.backend.{k2_fn}", args=("target", "output"), kwargs=kwargs,
                     static=static),
-        uses_epsilon=not from_logits, notes=notes,
+        notes=notes,
     )
 
 
-def _loss(name, reference, tolerance, inputs, k3, k2, uses_epsilon=False, notes=""):
+def _loss(name, reference, tolerance, inputs, k3, k2, notes=""):
     """A keras.losses function of (y_true, y_pred), reduced over the last axis."""
     return Op(
         name=name, family="losses", inputs=inputs, reference=reference, tolerance=tolerance,
         keras3=Call(f"keras.losses.{k3}", args=("y_true", "y_pred")),
         keras2=Call(f"keras.losses.{k2}", args=("y_true", "y_pred")) if k2 else None,
-        uses_epsilon=uses_epsilon, notes=notes,
+        notes=notes,
     )
 
 
@@ -443,7 +443,7 @@ OPS = [
           "categorical_hinge", "categorical_hinge"),
     _loss("kl_divergence", _kl, Reduction(_kl_terms),
           lambda fx: _pair_inputs(fx, lambda f, draw: _probabilities(f), _probabilities),
-          "kl_divergence", "kullback_leibler_divergence", uses_epsilon=True,
+          "kl_divergence", "kullback_leibler_divergence",
           notes="y_true and y_pred clipped to [epsilon, 1] (epsilon in floatx). Keras 2 "
                 "name: kullback_leibler_divergence."),
     _loss("poisson",
@@ -451,6 +451,6 @@ OPS = [
           Reduction(_mean_terms(lambda ex: np.abs(_f(ex, "y_pred")) + np.abs(_f(ex, "y_true")) * (
               np.abs(_poisson_log(ex, _Ctx(ex, "y_pred"))) + 1))),
           lambda fx: _pair_inputs(fx, _counts, _rates),
-          "poisson", "poisson", uses_epsilon=True,
+          "poisson", "poisson",
           notes="mean(y_pred - y_true log(y_pred + epsilon)), epsilon in floatx."),
 ]

@@ -589,7 +589,6 @@ def _normalize_op(name, reference, call, flavor):
                       _EpsilonGap()),
         keras3=call if flavor == "keras3" else None,
         keras2=call if flavor == "keras2" else None,
-        uses_epsilon=True,
     )
 
 

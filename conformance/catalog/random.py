@@ -46,8 +46,8 @@ _DIST_FACTS: dict = {}  # (distribution, parameters, quantiles) -> _dist_facts(.
 def _dist_facts(dist, quantiles):
     """(mean, var, kurtosis, [(threshold, cdf at threshold)] per quantile) of a frozen
     scipy distribution. Memoized by its name and parameters: scipy computes some of
-    them numerically (truncnorm: milliseconds), and a case asks for them once per
-    example and target, with the same parameters."""
+    them by numerical integration (truncnorm), which is slow, and a case asks for them
+    once per example and target, with the same parameters."""
     key = (dist.dist.name, dist.args, tuple(sorted(dist.kwds.items())), tuple(quantiles))
     try:
         return _DIST_FACTS[key]

@@ -15,6 +15,7 @@ matplotlib. Everything that comes from results is escaped by jinja2's autoescape
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from conformance.report.merging import merge, source_dirs, strip_sources
 __all__ = ["render", "merge", "TEMPLATES"]
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# The tolerance model's page; a source checkout has it, an installed wheel does not.
+TOLERANCE_DOC = Path(__file__).resolve().parents[2] / "docs" / "tolerance.md"
 
 
 _ENVIRONMENT: jinja2.Environment | None = None
@@ -42,6 +45,16 @@ def _environment() -> jinja2.Environment:
             loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     return _ENVIRONMENT
+
+
+def _tolerance_doc_href(out_dir: Path) -> str | None:
+    """A link from the report's folder to docs/tolerance.md, when the page is on disk."""
+    if not TOLERANCE_DOC.is_file():
+        return None
+    try:
+        return Path(os.path.relpath(TOLERANCE_DOC, out_dir.resolve())).as_posix()
+    except ValueError:  # another drive (Windows): no relative path exists
+        return TOLERANCE_DOC.as_uri()
 
 
 def _write_summary(out_dir: Path, summary: dict) -> Path:
@@ -79,7 +92,8 @@ def render(summaries: list[dict], out_html: Path, results_dirs: list[Path] | Non
     copied = context.pop("copied")
     html = _environment().get_template("report.html.j2").render(
         title=title or "Keras conformance report", version=__version__,
-        verdict_names=VERDICTS, verdict_labels=LABELS, regression=regression, **context)
+        verdict_names=VERDICTS, verdict_labels=LABELS, regression=regression,
+        tolerance_doc=_tolerance_doc_href(out_dir), **context)
     tmp = out_html.with_name(out_html.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out_html)
