@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings
-from hypothesis import example as hypothesis_example
 from hypothesis.errors import HypothesisException
 
 from conformance import compare, corpus, known, overrides, protocol, strategies
@@ -67,11 +66,14 @@ class RunSettings:
 
 @dataclass
 class _Exploration:
-    """A case's examples, queued on every active target; replies arrive in futures."""
+    """A case's examples, queued on every active target; replies arrive in futures.
+    The last `replayed` examples come from the example database: judged apart, so that
+    what an earlier run saved never changes this run's verdicts."""
     case: tuple  # (op name, floatx, target ids)
     examples: list
     requests: dict  # target id -> its request frames (packed), one per example
     futures: dict  # target id -> Future of its list of replies (pipelined runs)
+    replayed: int = 0
 
 
 def _case_key(op, floatx, active) -> tuple:
@@ -142,6 +144,14 @@ def _argument_names(args, example: dict):
     return _encode_structure(args)
 
 
+def _replayed_fields(aggregate) -> dict:
+    """The example database's examples of a case, judged apart ({} when there were none)."""
+    if aggregate is None or not aggregate.examples:
+        return {}
+    return {"replayed": {"examples": aggregate.examples, "status": aggregate.status,
+                         "message": aggregate.message, "worst_ratio": aggregate.worst_ratio}}
+
+
 class Engine:
     def __init__(self, pool, run: RunSettings, writer=None):
         self.pool = pool
@@ -193,32 +203,38 @@ class Engine:
     def _check_active(self, op, floatx, active, upcoming=()) -> list[dict]:
         contexts = self.contexts(active, floatx)
         aggregates = {t.id: compare.Aggregate() for t in active}
+        replayed = {t.id: compare.Aggregate() for t in active}  # the database's examples
         pairs = {}
         started = time.perf_counter()
         exploration = self._explore(op, floatx, active)
         if self.run.pipelined:
             self._queue_next(upcoming[:self.run.lookahead], floatx)
         examples = exploration.examples
+        drawn = len(examples) - exploration.replayed
         replies_by_target, refs_by_example = self._gather(op, exploration, active, contexts)
         for index, example in enumerate(examples):
             replies = {tid: replies[index] for tid, replies in replies_by_target.items()}
             refs = refs_by_example[index]
             memo = {}  # allowed errors per reference, shared by the targets (Tolerance.errors)
+            into = aggregates if index < drawn else replayed
             with self._clock("compare"):
                 for target in active:
                     if replies[target.id].get("status") == "skipped":  # see GIVE_UP_AFTER
-                        aggregates[target.id].skipped += 1
+                        into[target.id].skipped += 1
                         continue
                     verdict = compare.judge(op, target.id, floatx, example, replies[target.id],
                                             refs[target.id], memo)
-                    aggregate = aggregates[target.id]
+                    aggregate = into[target.id]
                     aggregate.add(verdict, replies[target.id].get("backend_s", 0.0))
                     if verdict.status in compare.DIVERGENT and aggregate.first_failure is None:
                         aggregate.first_failure = {"example": example, "verdict": verdict}
-            with self._clock("pairwise"):
-                compare.pairwise(op, floatx, example, replies, refs, pairs, memo)
+            if index < drawn:
+                with self._clock("pairwise"):
+                    compare.pairwise(op, floatx, example, replies, refs, pairs, memo)
         elapsed = time.perf_counter() - started
         self.timings["examples"] += len(examples)
+        if not drawn:  # a case whose strategy drew nothing: the database's examples decide
+            aggregates, replayed = replayed, {}
         # One target after the other: hypothesis runs tests in threads since 6.136.9, but
         # under CPython 3.11 its ast.parse fails when two threads call it ("AST
         # constructor recursion depth mismatch"); shrinks side by side lost 5 cases.
@@ -236,26 +252,24 @@ class Engine:
                 max_abs_err=aggregate.max_abs_err, max_ulp=aggregate.max_ulp,
                 worst_ratio=aggregate.worst_ratio, ratios=aggregate.ratios,
                 backend_s=round(aggregate.backend_s, 4), counterexample=counterexample,
-                wall_s=round(elapsed, 3), **({"skipped": aggregate.skipped} if aggregate.skipped else {})))
+                wall_s=round(elapsed, 3), **({"skipped": aggregate.skipped} if aggregate.skipped else {}),
+                **_replayed_fields(replayed.get(target.id))))
         self._write("pairwise", {"op": op.name, "family": op.family, "floatx": floatx,
                                  "pairs": pairs})
         return records
 
     def _draw_examples(self, op, floatx) -> list[dict]:
-        """The examples hypothesis generates for this case: saved counterexamples first,
-        then max_examples draws from the op's strategy, all fixed by the case's seed.
-        Exploration never fails a test, so nothing that the backends answer can change
-        what is drawn: drawing first and calling after gives the same examples."""
+        """The examples hypothesis generates for this case: max_examples draws from the
+        op's strategy, fixed by the case's seed alone. Exploration never fails a test, so
+        nothing that the backends answer can change what is drawn: drawing first and
+        calling after gives the same examples."""
         examples = []
 
         def collect(example):
             examples.append(example)
 
-        collect = given(op.inputs(floatx))(collect)
-        for saved in self._saved_examples(op, floatx):
-            collect = hypothesis_example(saved)(collect)
-        collect = seed(op_seed(self.run.seed, op, floatx))(collect)
-        _settings(self.run.max_examples, [Phase.explicit, Phase.generate])(collect)()
+        collect = seed(op_seed(self.run.seed, op, floatx))(given(op.inputs(floatx))(collect))
+        _settings(self.run.max_examples, [Phase.generate])(collect)()
         return examples
 
     def _explore(self, op, floatx, active) -> _Exploration:
@@ -282,7 +296,10 @@ class Engine:
     def _draw_and_submit(self, op, floatx, active, case) -> _Exploration:
         with self._clock("explore"):
             examples = self._draw_examples(op, floatx)
-        return self._submit(op, examples, active, case, GIVE_UP_AFTER)
+        saved = self._saved_examples(op, floatx)
+        exploration = self._submit(op, examples + saved, active, case, GIVE_UP_AFTER)
+        exploration.replayed = len(saved)
+        return exploration
 
     def _submit(self, op, examples, active, case=None, give_up_after=None,
                 queue=True) -> _Exploration:
