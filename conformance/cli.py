@@ -1,4 +1,5 @@
-"""Command line: ``conformance targets | envs | ops | run | report | check-config``."""
+"""Command line: every ``conformance`` subcommand is registered here (`_commands`);
+the modules named there hold their arguments and handlers."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from conformance import __version__, envs, store, targets as targets_mod
+from conformance import __version__, baseline, envs, runcli, store, targets as targets_mod
+from conformance import validate
 
 
 def _load(args) -> tuple[dict, dict]:
@@ -107,6 +109,65 @@ def cmd_check_config(args) -> int:
     return checkconfig.main(([args.path] if args.path else []) + (["--json"] if args.json else []))
 
 
+def _targets_arguments(parser) -> None:
+    parser.add_argument("--targets", action="append", help="comma-separated target ids")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _envs_arguments(parser) -> None:
+    actions = parser.add_subparsers(dest="envs_command", required=True, metavar="ACTION")
+    for name, text in [("sync", "create missing environments (reuses identical ones)"),
+                       ("list", "show environments and whether they are provisioned"),
+                       ("clean", "remove environments")]:
+        sub = actions.add_parser(name, help=text)
+        sub.add_argument("names", nargs="*", help="environment names (default: all)")
+        if name == "list":
+            sub.add_argument("--json", action="store_true")
+        if name == "clean":
+            sub.add_argument("--all", action="store_true",
+                             help="also remove stale environments of older specifications")
+
+
+def _check_config_arguments(parser) -> None:
+    parser.add_argument("path", nargs="?", help="keras.json to check (default: the one "
+                        "Keras would read, honouring KERAS_HOME)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _commands() -> list[tuple]:
+    """Every subcommand: (name, help, description or None, add its arguments, handler)."""
+    return [
+        ("targets", "list targets with status, versions and the configuration each backend "
+         "reports", None, _targets_arguments, cmd_targets),
+        ("envs", "create, show and remove target environments", None, _envs_arguments,
+         cmd_envs),
+        ("ops", "list the op catalog", None, runcli.add_ops_arguments, runcli.cmd_ops),
+        ("run", "run the conformance suites on the selected targets",
+         "Run every selected op on every selected target at each floatx, compare with "
+         "float64 references, stream results to OUT/results.jsonl and write OUT/summary.json "
+         "and the HTML report. Exit status 1 when an unexpected divergence was found (known "
+         "ones live in known_divergences.toml), 2 when the run could not say.",
+         runcli.add_run_arguments, runcli.cmd_run),
+        ("report", "render results folders (shards are merged) into an HTML report", None,
+         runcli.add_report_arguments, runcli.cmd_report),
+        ("check-config", "validate a keras.json without changing it",
+         "Validate a keras.json without changing it: JSON syntax, keys, values, backend "
+         "availability, and what KERAS_BACKEND overrides.", _check_config_arguments,
+         cmd_check_config),
+        ("validate", validate.HELP, validate.DESCRIPTION, validate.add_arguments,
+         validate.cmd_validate),
+        ("baseline", "record a reproducible baseline of every target's outputs",
+         "Record what every backend computes today on a stored corpus, to compare after an "
+         "upgrade with `conformance compare`.", baseline.add_baseline_arguments, None),
+        ("compare", "replay a baseline on today's environments and report what changed",
+         "Replay a baseline's stored corpus on today's environments; classify each (op, "
+         "target, floatx) as unchanged, changed within / beyond tolerance, newly failing / "
+         "passing / unsupported / supported; list version changes. Exit status 1 when "
+         "something changed beyond tolerance or newly fails.", baseline.add_compare_arguments,
+         baseline.cmd_compare),
+    ]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="conformance",
@@ -116,40 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--project", default=".", help="folder holding pyproject.toml "
                         "with [tool.conformance] (default: current folder)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    targets = commands.add_parser("targets", help="list targets with status, versions and "
-                                  "the configuration each backend reports")
-    targets.add_argument("--targets", action="append", help="comma-separated target ids")
-    targets.add_argument("--json", action="store_true", help="machine-readable output")
-    targets.set_defaults(handler=cmd_targets)
-
-    env = commands.add_parser("envs", help="create, show and remove target environments")
-    env_commands = env.add_subparsers(dest="envs_command", required=True, metavar="ACTION")
-    for name, text in [("sync", "create missing environments (reuses identical ones)"),
-                       ("list", "show environments and whether they are provisioned"),
-                       ("clean", "remove environments")]:
-        sub = env_commands.add_parser(name, help=text)
-        sub.add_argument("names", nargs="*", help="environment names (default: all)")
-        if name == "list":
-            sub.add_argument("--json", action="store_true")
-        if name == "clean":
-            sub.add_argument("--all", action="store_true",
-                             help="also remove stale environments of older specifications")
-    env.set_defaults(handler=cmd_envs)
-
-    check = commands.add_parser(
-        "check-config", help="validate a keras.json without changing it",
-        description="Validate a keras.json without changing it: JSON syntax, keys, values, "
-                    "backend availability, and what KERAS_BACKEND overrides.")
-    check.add_argument("path", nargs="?", help="keras.json to check (default: the one "
-                       "Keras would read, honouring KERAS_HOME)")
-    check.add_argument("--json", action="store_true", help="machine-readable output")
-    check.set_defaults(handler=cmd_check_config)
-
-    from conformance import baseline, runcli, validate
-    runcli.add_commands(commands)
-    validate.add_command(commands)
-    baseline.add_command(commands)
+    for name, text, description, add_arguments, handler in _commands():
+        laid_out = description and "\n" in description  # keep its own line breaks
+        sub = commands.add_parser(name, help=text, description=description or text,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter
+                                  if laid_out else argparse.HelpFormatter)
+        add_arguments(sub)
+        if handler is not None:  # else its actions set their own
+            sub.set_defaults(handler=handler)
     return parser
 
 

@@ -87,14 +87,24 @@ def _write_with_deadline(fd, data, deadline):
             raise WorkerTimeout()
 
 
-def _describe_exit(returncode: int | None) -> str:
+SIGNAL_MEANINGS = {"SIGSEGV": "segmentation fault", "SIGABRT": "abort",
+                   "SIGKILL": "killed, out of memory?", "SIGBUS": "bus error",
+                   "SIGFPE": "floating point exception", "SIGILL": "illegal instruction"}
+
+
+def describe_exit(returncode: int | None) -> str:
+    """How a process ended, from its return code: "killed by SIGSEGV (segmentation
+    fault)", "exited with status 3", or "closed its pipe" (None: it has not exited)."""
     if returncode is None:
-        return "worker closed its pipe"
-    if returncode < 0:
+        return "closed its pipe"
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
         name = signal.Signals(-returncode).name
-        hint = " (killed: out of memory?)" if name == "SIGKILL" else ""
-        return f"worker killed by {name}{hint}"
-    return f"worker exited with status {returncode}"
+    except ValueError:  # a real-time or platform-specific signal
+        return f"killed by signal {-returncode}"
+    meaning = SIGNAL_MEANINGS.get(name)
+    return f"killed by {name} ({meaning})" if meaning else f"killed by {name}"
 
 
 def compile_caches(target_id: str) -> dict[str, str]:
@@ -212,7 +222,10 @@ class Worker:
             command = [shutil.which("nice"), "-n", str(self.niceness), *command]
         return command
 
-    def start(self) -> dict:
+    def spawn(self, timeout: float) -> dict:
+        """Start `command()` and return its first frame, the hello (the interpreter is
+        up), read within `timeout` s. Raises StartupError (no environment), WorkerDied,
+        WorkerTimeout or ProtocolError; the caller kills the process on failure."""
         env = self.environment()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -221,9 +234,12 @@ class Worker:
         os.set_blocking(self.proc.stdin.fileno(), False)
         self._deadline = _Deadline()
         self._reader = protocol.FrameReader(self.proc.stdout.fileno(), self._deadline)
+        return self._receive(time.monotonic() + timeout)
+
+    def start(self) -> dict:
         startup_s = self.time_limit(STARTUP_TIMEOUT_S)
         try:
-            self._receive(time.monotonic() + startup_s)  # hello: numpy imported
+            self.spawn(startup_s)  # hello: numpy imported
             info = self.request({"cmd": "info"}, startup_s)
         except (WorkerDied, WorkerTimeout, protocol.ProtocolError) as exc:
             self.kill()
@@ -238,7 +254,7 @@ class Worker:
         if isinstance(exc, WorkerTimeout):
             what = f"worker did not answer within {self.time_limit(STARTUP_TIMEOUT_S):.0f} s"
         else:
-            what = _describe_exit(self.proc.poll() if self.proc else None)
+            what = "worker " + describe_exit(self.proc.poll() if self.proc else None)
         return f"{what}; last lines of {self.log_path}:\n{self.log_tail()}"
 
     def time_limit(self, seconds: float) -> float:
@@ -310,7 +326,7 @@ class Worker:
             self.kill()
             detail = str(exc) if isinstance(exc, protocol.ProtocolError) else ""
             return {"status": "crash",
-                    "message": f"{_describe_exit(self.proc.poll())} {detail}".strip(),
+                    "message": f"worker {describe_exit(self.proc.poll())} {detail}".strip(),
                     "log_tail": self.log_tail()}
 
 
@@ -394,6 +410,11 @@ class Pool:
     def infos(self) -> dict[str, dict]:
         return {tid: w.info for tid, w in self.workers.items()}
 
+    def epsilon(self, target_id: str) -> float:
+        """The Keras epsilon the target's backend reports (its keras.json's otherwise)."""
+        info = self.workers[target_id].info or {}
+        return float(info.get("epsilon", self.targets[target_id].epsilon))
+
     @property
     def ready(self) -> list[str]:
         return [tid for tid in self.targets if tid in self.workers]
@@ -411,13 +432,6 @@ class Pool:
         for tid, future in futures.items():
             replies[tid] = future.result()
         return replies
-
-    def call_many(self, requests: dict[str, list[dict]]) -> dict[str, list[dict]]:
-        """Each target works through its own list of requests, concurrently with the
-        others: a fast target never waits for a slow one between requests, so the wall
-        time is the slowest target's total, not the sum of each request's slowest."""
-        futures = self.submit_many(requests)
-        return {tid: future.result() for tid, future in futures.items()}
 
     def submit_many(self, requests: dict[str, list[dict]],
                     give_up_after: int | None = None) -> dict[str, Future]:

@@ -9,33 +9,26 @@ from pathlib import Path
 
 from conformance import catalog, compare, options as options_mod, store
 
+
 def suites_dir() -> Path:
     """suites/ of a checkout, or the copy a wheel installs as conformance/suites."""
     checkout = Path(__file__).resolve().parent.parent / "suites"
     return checkout if checkout.is_dir() else Path(__file__).resolve().parent / "suites"
 
 
-def add_commands(commands) -> None:
-    run = commands.add_parser(
-        "run", help="run the conformance suites on the selected targets",
-        description="Run every selected op on every selected target at each floatx, compare "
-                    "with float64 references, stream results to OUT/results.jsonl and write "
-                    "OUT/summary.json and the HTML report. Exit status 1 when an unexpected "
-                    "divergence was found (known ones live in known_divergences.toml).")
-    options_mod.add_arguments(run, out_default="reports/run-<timestamp>")
-    run.set_defaults(handler=cmd_run)
+def add_run_arguments(parser) -> None:
+    options_mod.add_arguments(parser, out_default="reports/run-<timestamp>")
 
-    ops = commands.add_parser("ops", help="list the op catalog")
-    ops.add_argument("--family", choices=catalog.FAMILIES)
-    ops.add_argument("--json", action="store_true", help="machine-readable output")
-    ops.set_defaults(handler=cmd_ops)
 
-    report = commands.add_parser(
-        "report", help="render results folders (shards are merged) into an HTML report")
-    report.add_argument("results", nargs="+", help="results folders, results.jsonl or summary.json")
-    report.add_argument("-o", "--output", default="reports/report/index.html",
+def add_ops_arguments(parser) -> None:
+    parser.add_argument("--family", choices=catalog.FAMILIES)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def add_report_arguments(parser) -> None:
+    parser.add_argument("results", nargs="+", help="results folders, results.jsonl or summary.json")
+    parser.add_argument("-o", "--output", default="reports/report/index.html",
                         help="HTML file to write (junit.xml and summary.json go beside it)")
-    report.set_defaults(handler=cmd_report)
 
 
 def add_suite_options(parser, out_default: str) -> None:
@@ -140,8 +133,35 @@ def _print_summary(summary: dict, out: Path) -> None:
               f"{result.get('floatx', ''):<8} "
               f"{result['status']:<8} {str(result.get('message', ''))[:90]}")
     run = summary.get("run", {})
+    _print_known(summary)
     _print_harness_errors(run.get("harness_errors") or [])
     print(f"seed {run.get('seed')} (rerun with --seed {run.get('seed')} to reproduce)")
+
+
+def _print_known(summary: dict) -> None:
+    """How many results the registry explained, by how many causes, and its stale entries:
+    those the run could have matched (it ran their op, target and floatx) that explained
+    nothing, so the registry shrinks as backends are fixed."""
+    from conformance import known
+
+    explained = [r for r in list(summary["results"]) + list(summary.get("config") or [])
+                 if r.get("status") == "known"]
+    causes = {str((r.get("known") or {}).get("cause") or (r.get("known") or {}).get("reason"))
+              for r in explained}
+    if explained:
+        print(f"{len(explained)} known divergences, explained by {len(causes)} "
+              f"cause{'' if len(causes) == 1 else 's'} in the registry")
+    stale = summary.get("known_stale")
+    if stale is None:
+        stale = known.summary_stale(summary)
+    if not stale:
+        return
+    print(f"\n{len(stale)} stale known-divergence entr{'y' if len(stale) == 1 else 'ies'}: the run "
+          "covered what they name but they explained nothing (fixed? remove or narrow them):")
+    for entry in stale:
+        globs = "  ".join(f"{key} {','.join(map(str, entry.get(key) or []))}"
+                          for key in ("op", "target", "floatx", "verdict"))
+        print(f"  {entry.get('cause')}: {globs} ({entry.get('covered')} results in scope)")
 
 
 def _print_harness_errors(errors: list) -> None:

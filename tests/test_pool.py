@@ -19,7 +19,7 @@ def test_ok_reply_carries_outputs_and_backend_time(make_pool):
     assert reply["status"] == "ok"
     assert reply["outputs"][0].tolist() == [2.0, 2.0, 2.0]
     assert reply["outputs"][0].dtype == np.float32
-    assert reply["backend_s"] >= 0
+    assert 0 < reply["backend_s"] < 5  # measured around the call, not a default of 0
 
 
 def test_segfault_becomes_crash_and_worker_restarts(make_pool):

@@ -4,8 +4,10 @@ Plugins that misbehave on import live in tests/fake_plugins/validate_*.py. Check
 the ops-module flavor run in this interpreter (always); Keras 2 checks need the
 legacy environment and skip without it.
 """
+import ast
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import catalog, surface, validate
+from conformance import catalog, cli, pool, surface, validate
 from conformance.targets import Target
-from conftest import FAKE_PLUGINS, provisioned_python
+from conftest import FAKE_PLUGINS, require_env
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -27,7 +29,7 @@ def plugin(module, flavor="keras2", python=None, env=None):
 
 
 def check(tmp_path, module, flavor="keras2", timeout=60.0):
-    python = sys.executable if flavor == "ops-module" else provisioned_python("keras2")
+    python = sys.executable if flavor == "ops-module" else require_env("keras2")
     return validate.validate_checks(plugin(module, flavor, python=python), python,
                                     tmp_path / "checks", timeout)
 
@@ -59,7 +61,7 @@ def test_keras2_surface_is_read_from_the_loader_and_init(tmp_path):
 
 
 def test_installed_keras2_surface():
-    python = provisioned_python("keras2")
+    python = require_env("keras2")
     code = ("from conformance import surface; import json; "
             "print(json.dumps(surface.keras2_surface(surface.find_keras_dir())))")
     spec = json.loads(subprocess.run([python, "-c", code], capture_output=True, text=True,
@@ -155,10 +157,9 @@ def test_keras2_plugin_that_prints_on_import_still_loads(tmp_path):
 
 
 def test_cli_reports_the_keras_error_and_fails(tmp_path, capsys):
-    provisioned_python("keras2")
-    code = validate.main(["validate_missing_function", "--path", FAKE_PLUGINS,
-                          "--surface-only", "--out", str(tmp_path / "out"),
-                          "--project", str(ROOT)])
+    require_env("keras2")
+    code = cli.main(["validate", "validate_missing_function", "--path", FAKE_PLUGINS,
+                     "--surface-only", "--out", str(tmp_path / "out"), "--project", str(ROOT)])
     out = capsys.readouterr().out
     assert code == 1
     assert "Invalid backend. Missing required entry : function" in out
@@ -171,9 +172,9 @@ def test_a_plugin_named_like_a_standard_module_is_told_to_rename(tmp_path, capsy
     """json.py replaces the json module for the whole worker, the harness's included:
     the import fails in the harness's own code, and the note says why."""
     (tmp_path / "json.py").write_text((Path(FAKE_PLUGINS) / "numpy_ops.py").read_text())
-    code = validate.main([str(tmp_path / "json.py"), "--flavor", "ops-module",
-                          "--python", sys.executable, "--surface-only",
-                          "--out", str(tmp_path / "out"), "--project", str(ROOT)])
+    code = cli.main(["validate", str(tmp_path / "json.py"), "--flavor", "ops-module",
+                     "--python", sys.executable, "--surface-only",
+                     "--out", str(tmp_path / "out"), "--project", str(ROOT)])
     out = capsys.readouterr().out
     assert code == 1
     assert "'json' is also a module of Python's standard library" in out
@@ -183,8 +184,8 @@ def test_a_plugin_named_like_a_standard_module_is_told_to_rename(tmp_path, capsy
 
 
 def test_a_plugin_file_that_does_not_exist_is_said(tmp_path, capsys):
-    assert validate.main([str(tmp_path / "nope.py"), "--flavor", "ops-module",
-                          "--project", str(ROOT)]) == 2
+    assert cli.main(["validate", str(tmp_path / "nope.py"), "--flavor", "ops-module",
+                     "--project", str(ROOT)]) == 2
     assert "nope.py does not exist" in capsys.readouterr().err
 
 
@@ -195,18 +196,16 @@ def test_name_clash_only_for_names_python_has():
 
 
 def test_unknown_against_target_is_a_usage_error(capsys):
-    assert validate.main(["some_module", "--against", "no-such-target",
-                          "--project", str(ROOT)]) == 2
+    assert cli.main(["validate", "some_module", "--against", "no-such-target",
+                     "--project", str(ROOT)]) == 2
     assert "no-such-target" in capsys.readouterr().err
 
 
-def test_add_command_registers_validate():
-    import argparse
+def test_cli_registers_validate():
+    from conformance import cli
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--project", default=".")
-    validate.add_command(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["validate", "my_mod", "--flavor", "ops-module", "--against", "none"])
+    args = cli.build_parser().parse_args(["validate", "my_mod", "--flavor", "ops-module",
+                                          "--against", "none"])
     assert args.handler is validate.cmd_validate and args.module == "my_mod"
 
 
@@ -252,7 +251,7 @@ def test_ops_example_mistakes_are_the_flagged_ops(tmp_path):
 
 
 def test_keras2_example_mistakes_are_the_flagged_ops(tmp_path):
-    provisioned_python("keras2")
+    require_env("keras2")
     example = EXAMPLES / "keras2_backend" / "my_backend.py"
     documented = documented_mistakes(example)
     assert documented == {"softmax", "sigmoid", "square"}
@@ -286,3 +285,39 @@ def test_divergences_shared_with_against_targets_are_told_apart():
     assert found["shared"] == {"elu": ["float32"]}  # same verdict, same order of error
     assert [w["op"] for w in found["unexpected"]] == ["softmax", "sigmoid", "elu"]
     assert found["flagged"] == ["elu", "sigmoid", "softmax"]
+
+
+# -- the checks run in pool workers ------------------------------------------------------
+def test_a_plugin_that_ends_the_process_is_an_exit(tmp_path):
+    (tmp_path / "ends_process.py").write_text("import os\n\nos._exit(4)\n")
+    target = Target(id="ends_process", flavor="ops-module", backend="ends_process",
+                    python=sys.executable, pythonpath=(str(tmp_path),))
+    verdict, _, _ = validate.validate_checks(target, sys.executable, tmp_path / "checks", 30.0)
+    assert verdict.kind == "exit" and not verdict.ok
+    assert verdict.headline.startswith(
+        "exits: the interpreter exited with status 4 while importing the module")
+
+
+def test_exit_text():
+    assert pool.describe_exit(-signal.SIGSEGV) == "killed by SIGSEGV (segmentation fault)"
+    assert pool.describe_exit(-signal.SIGKILL) == "killed by SIGKILL (killed, out of memory?)"
+    assert pool.describe_exit(-signal.SIGTERM) == "killed by SIGTERM"
+    assert pool.describe_exit(-200) == "killed by signal 200"
+    assert pool.describe_exit(3) == "exited with status 3"
+    assert pool.describe_exit(None) == "closed its pipe"
+
+
+def test_validate_library_does_not_import_the_cli():
+    """Only `python -m conformance.validate` goes through the CLI; the rest is imported by it."""
+    package = ROOT / "conformance" / "validate"
+    for path in package.glob("*.py"):
+        if path.name == "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert "conformance.cli" not in names, f"{path.name} imports conformance.cli"

@@ -59,7 +59,8 @@ the verdict.
 """
 from __future__ import annotations
 
-from conformance.baseline.command import add_command, print_comparison
+from conformance.baseline.command import (add_baseline_arguments, add_compare_arguments, cmd_compare,
+                                          print_comparison)
 from conformance.baseline.drift import CHANGES, LABELS, REGRESSIONS, classify, drift
 from conformance.baseline.outputs import (FORMAT, FORMAT_VERSION, BaselineError, describe_output,
                                           load_outputs, output_digest, read_manifest)

@@ -24,13 +24,9 @@ def _split(values) -> list[str] | None:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
-def add_command(commands) -> None:
-    """Add `baseline save|list` and `compare` to the `conformance` subcommands."""
-    baseline = commands.add_parser(
-        "baseline", help="record a reproducible baseline of every target's outputs",
-        description="Record what every backend computes today on a stored corpus, to "
-                    "compare after an upgrade with `conformance compare`.")
-    actions = baseline.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
+def add_baseline_arguments(parser) -> None:
+    """`baseline save NAME ...` and `baseline list`."""
+    actions = parser.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
     save_ = actions.add_parser(
         "save", help="draw and store a corpus, run it, store outputs, verdicts and versions",
         description="Draw a fixed corpus (stored, so a replay uses the same inputs even after "
@@ -54,20 +50,15 @@ def add_command(commands) -> None:
     listing.add_argument("--dir", help="baselines folder (default: baselines/ in the project)")
     listing.set_defaults(handler=cmd_list)
 
-    comparing = commands.add_parser(
-        "compare", help="replay a baseline on today's environments and report what changed",
-        description="Replay a baseline's stored corpus on today's environments; classify each "
-                    "(op, target, floatx) as unchanged, changed within / beyond tolerance, newly "
-                    "failing / passing / unsupported / supported; list version changes. Exit "
-                    "status 1 when something changed beyond tolerance or newly fails.")
-    comparing.add_argument("baseline", help="baseline name (under --dir) or folder")
-    comparing.add_argument("--targets", action="append",
-                           help="comma-separated target ids (default: the baseline's)")
-    comparing.add_argument("--ops", action="append", help="only these ops (globs)")
-    comparing.add_argument("--out", help="results folder (default: reports/compare-NAME-<time>)")
-    comparing.add_argument("--dir", help="baselines folder (default: baselines/ in the project)")
-    comparing.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    comparing.set_defaults(handler=cmd_compare)
+
+def add_compare_arguments(parser) -> None:
+    parser.add_argument("baseline", help="baseline name (under --dir) or folder")
+    parser.add_argument("--targets", action="append",
+                        help="comma-separated target ids (default: the baseline's)")
+    parser.add_argument("--ops", action="append", help="only these ops (globs)")
+    parser.add_argument("--out", help="results folder (default: reports/compare-NAME-<time>)")
+    parser.add_argument("--dir", help="baselines folder (default: baselines/ in the project)")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
 
 
 def _project(args) -> Path:
