@@ -1,4 +1,5 @@
 """tox, the CI workflow and the installed package work like the checkout."""
+import ast
 import os
 import shutil
 import subprocess
@@ -8,11 +9,23 @@ from pathlib import Path
 
 import pytest
 
+from conformance import envs
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _nox_test_envs() -> list:
+    """The environments noxfile.py's `tests` session provisions (its TEST_ENVS), read
+    without running the file (importing it registers its sessions with nox again)."""
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["TEST_ENVS"]:
+            return ast.literal_eval(node.value)
+    raise AssertionError("noxfile.py has no TEST_ENVS list")
+
+
 def test_workflow_yaml_runs_four_shards_and_merges_them():
-    yaml = pytest.importorskip("yaml")
+    import yaml  # the test extra installs it
     workflow = yaml.safe_load((ROOT / ".github/workflows/conformance.yml").read_text())
     shard_job, report_job = workflow["jobs"]["shard"], workflow["jobs"]["report"]
     shards = shard_job["strategy"]["matrix"]["shard"]
@@ -26,21 +39,28 @@ def test_workflow_yaml_runs_four_shards_and_merges_them():
     assert uploads and uploads[0]["with"]["path"] == "reports/conformance"
 
 
-@pytest.mark.skipif(shutil.which("tox") is None, reason="tox not installed")
+def test_the_tests_session_provisions_every_environment_and_ci_requires_them():
+    """Every built-in environment is one some test runs a worker in (keras3, keras2 on
+    Python 3.6, tfkeras); CI builds them all and lets no test needing one skip."""
+    assert sorted(_nox_test_envs()) == sorted(envs.BUILTIN_ENVS)
+    ci = (ROOT / ".ci/run").read_text().splitlines()
+    assert ci.index("export CONFORMANCE_REQUIRE_ENVS=1") < ci.index("nox -s tests")
+
+
 def test_tox_environments_run_the_same_commands_as_nox():
-    shown = subprocess.run(["tox", "config", "-e", "tests,conformance", "-k", "commands",
-                            "commands_pre"], cwd=ROOT, capture_output=True, text=True)
+    shown = subprocess.run([sys.executable, "-m", "tox", "config", "-e", "tests,conformance",
+                            "-k", "commands", "commands_pre"],
+                           cwd=ROOT, capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
-    assert "conformance envs sync keras2 keras3" in shown.stdout
+    assert f"conformance envs sync {' '.join(_nox_test_envs())}" in shown.stdout
     assert "pytest" in shown.stdout and "conformance run" in shown.stdout
     noxfile = (ROOT / "noxfile.py").read_text()
-    assert '"envs", "sync", "keras2", "keras3"' in noxfile and '"conformance", "run"' in noxfile
+    assert '"envs", "sync", *TEST_ENVS' in noxfile and '"conformance", "run"' in noxfile
 
 
-@pytest.mark.skipif(shutil.which("tox") is None, reason="tox not installed")
 def test_tox_tests_environment_really_runs(tmp_path):
     result = subprocess.run(
-        ["tox", "--workdir", str(tmp_path / "tox"), "-e", "tests", "--",
+        [sys.executable, "-m", "tox", "--workdir", str(tmp_path / "tox"), "-e", "tests", "--",
          "tests/test_protocol.py", "-q", "-p", "no:cacheprovider"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

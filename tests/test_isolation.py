@@ -8,7 +8,7 @@ import pytest
 
 from conformance import targets
 from conformance.pool import Pool
-from conftest import provisioned_python
+from conftest import require_env
 
 
 def snapshot(folder: Path) -> dict:
@@ -19,7 +19,7 @@ def snapshot(folder: Path) -> dict:
 
 
 def run_numpy_target(tmp_path, monkeypatch, home: Path):
-    python = provisioned_python("keras3")
+    python = require_env("keras3")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("KERAS_HOME", raising=False)
     target = targets.BUILTIN_TARGETS["keras3-numpy"]
@@ -51,7 +51,7 @@ def test_absent_user_keras_dir_is_not_created(tmp_path, monkeypatch):
 
 
 def test_worker_serves_requests_under_python36(make_pool):
-    python = provisioned_python("keras2")
+    python = require_env("keras2")
     target = targets.Target(id="py36", flavor="ops-module", backend="numpy", python=python)
     pool = make_pool(target)
     assert pool.workers["py36"].info["python"].startswith("3.6")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conformance import targets
-from conftest import FAKE_PLUGINS, provisioned_python
+from conftest import FAKE_PLUGINS, require_env
 
 
 def call(pool, target_id, fn, *args, **kwargs):
@@ -15,7 +15,7 @@ def call(pool, target_id, fn, *args, **kwargs):
 
 @pytest.fixture
 def openvino_pool(make_pool):
-    python = provisioned_python("keras3")
+    python = require_env("keras3")
 
     def make(target_id):
         target = targets.load_targets({})[target_id]

@@ -1,33 +1,33 @@
 """The pytest plugin in a user's repository: custom ops, fan-out fixture, entry point."""
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 from conftest import FAKE_PLUGINS
 
-ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "custom_op" / "test_my_ops.py"
 
 
-def run_example(tmp_path, module):
-    """pytest on examples/custom_op with one fake ops-module target served by NumPy."""
+def run_example(pytester, module):
+    """pytest on a copy of examples/custom_op in a fresh project, with one fake
+    ops-module target served by NumPy; the plugin comes from its entry point."""
+    pytester.makepyfile(test_my_ops=EXAMPLE.read_text(encoding="utf-8"))
     target = {"np": {"flavor": "ops-module", "backend": module, "python": sys.executable,
                      "pythonpath": [FAKE_PLUGINS]}}
-    out = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "examples/custom_op"), "-q",
-         "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider",
-         f"--rootdir={tmp_path}", "--conformance-targets=np",
-         f"--conformance-extra-targets={json.dumps(target)}", "--conformance-floatx=float32,float64",
-         "--conformance-profile=smoke", "--conformance-seed=3", f"--conformance-out={out}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    return done, out
+    out = pytester.path / "results"
+    # a subprocess: workers, hypothesis settings and the plugin's state stay out of ours
+    result = pytester.runpytest_subprocess(
+        "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider",
+        "--conformance-targets=np", f"--conformance-extra-targets={json.dumps(target)}",
+        "--conformance-floatx=float32,float64", "--conformance-profile=smoke",
+        "--conformance-seed=3", f"--conformance-out={out}", timeout=300)
+    return result, out
 
 
-def test_custom_op_and_fan_out_pass_on_a_correct_target(tmp_path):
-    done, out = run_example(tmp_path, "numpy_ops")
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert "3 passed" in done.stdout
+def test_custom_op_and_fan_out_pass_on_a_correct_target(pytester):
+    result, out = run_example(pytester, "numpy_ops")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    result.assert_outcomes(passed=3)
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     results = [r for r in records if r["kind"] == "result"]
     assert {(r["op"], r["floatx"], r["status"]) for r in results} == {
@@ -38,10 +38,10 @@ def test_custom_op_and_fan_out_pass_on_a_correct_target(tmp_path):
         assert (out / name).is_file(), name
 
 
-def test_custom_op_fails_on_a_wrong_target(tmp_path):
-    done, _ = run_example(tmp_path, "planted_defects_softplus")
-    assert done.returncode == 1
-    assert "my_softplus-float32" in done.stdout and "FAILED" in done.stdout
+def test_custom_op_fails_on_a_wrong_target(pytester):
+    result, _ = run_example(pytester, "planted_defects_softplus")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["FAILED *my_softplus-float32*"])
 
 
 def test_plugin_is_registered_by_the_entry_point():

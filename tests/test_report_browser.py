@@ -14,14 +14,19 @@ from pathlib import Path
 import pytest
 
 from conformance.report import render, synthetic
+from conftest import skip_or_fail
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists()
                                         else None)
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
-                                "(apt-get install chromium)")
+
+
+@pytest.fixture(autouse=True)
+def chromium_installed():
+    if CHROMIUM is None:
+        skip_or_fail("chromium is not installed (apt-get install chromium)")
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +87,7 @@ def test_sorting_by_a_target_column(report, tmp_path):
     """#sort=-1: rows within each family by the second target's cell, worst first."""
     dom = _dom(report, tmp_path / "profile", "#sort=-1")
     assert re.search(r'<th class="sortable tgt desc"[^>]*data-t="keras3-jax"', dom)
+    sorted_rows = 0
     for body in re.findall(r"<tbody.*?</tbody>", dom, flags=re.S):
         keys = []
         for row in re.findall(r'<tr class="row".*?</tr>', body, flags=re.S):
@@ -90,6 +96,8 @@ def test_sorting_by_a_target_column(report, tmp_path):
             ratio = re.search(r'data-r="([^"]+)"', cell)
             keys.append((-RANK.index(verdict), float(ratio.group(1)) if ratio else -1.0))
         assert keys == sorted(keys, reverse=True)
+        sorted_rows += len(keys)
+    assert sorted_rows == 24 * 3  # every row was in a family's body and was checked
 
 
 def test_screenshot(report, tmp_path):

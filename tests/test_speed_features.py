@@ -149,7 +149,7 @@ def test_pairwise_distances_by_hand():
     """ULPs and tolerance units between every two targets, against the first one's
     reference; other shapes, and a NaN where the other has a number, disagree."""
     from types import SimpleNamespace
-    from conformance import tolerance
+    from conformance import compare, tolerance
 
     four_ulps = 4 * np.spacing(np.float32(2.0))
     outputs = {"a": [1.0, 2.0], "b": [1.0, 2.0], "c": [1.0, 2.0 + four_ulps],
@@ -161,8 +161,7 @@ def test_pairwise_distances_by_hand():
     ref = [np.array([1.0, 2.0])]
     pairs = {}
     op = SimpleNamespace(tolerance=tolerance.Rounded(1))  # allowed u|y|: a bound of 1 ulp at 2.0
-    Engine._pairwise(None, op, "float32", {}, active, replies, {t.id: ref for t in active},
-                     pairs, {})
+    compare.pairwise(op, "float32", {}, replies, {t.id: ref for t in active}, pairs, {})
 
     assert set(pairs) == {f"{a}|{b}" for a, b in
                           ["ab", "ac", "ad", "ae", "bc", "bd", "be", "cd", "ce", "de"]}
@@ -190,7 +189,9 @@ def test_requests_are_packed_once_per_flavor():
     frames = Engine._frames(op, examples, keras3 + keras2)
     assert frames["k3-numpy"] is frames["k3-jax"]
     assert frames["k2-theano"] != frames["k3-numpy"]  # another function name
+    assert examples
     for target in keras3 + keras2:
+        assert len(frames[target.id]) == len(examples), target.id  # one frame per example
         for example, frame in zip(examples, frames[target.id]):
             read, write = os.pipe()
             os.write(write, frame)

@@ -22,7 +22,10 @@ def test_records_are_on_disk_as_soon_as_written_and_a_cut_line_is_skipped(tmp_pa
 
 
 def test_summary_roundtrip(tmp_path):
-    summary = {"run": {"seed": 1}, "targets": [], "results": [], "pairwise": []}
+    summary = {"run": {"seed": 1}, "targets": [{"id": "t", "floatx": "float32", "status": "ready"}],
+               "results": [{"op": "exp", "target": "t", "floatx": "float32", "status": "pass",
+                            "max_ulp": 1.5}],
+               "pairwise": [{"op": "exp", "floatx": "float32", "pairs": {}}]}
     path = store.write_summary(tmp_path, summary)
     assert store.load(path) == summary
 

@@ -83,3 +83,29 @@ def test_missing_interpreter_says_how_to_fix(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(envs.EnvError, match="pyenv install 2.1|CONFORMANCE_PYTHON"):
         envs.base_interpreter("2.1")
+
+
+def test_a_missing_environment_skips_or_under_require_envs_fails(tmp_path, monkeypatch):
+    import conftest
+
+    monkeypatch.setenv("CONFORMANCE_CACHE", str(tmp_path))  # nothing provisioned there
+    monkeypatch.delenv(conftest.REQUIRE_ENVS, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="conformance envs sync tfkeras"):
+        conftest.require_env("tfkeras")
+    monkeypatch.setenv(conftest.REQUIRE_ENVS, "0")
+    with pytest.raises(pytest.skip.Exception):
+        conftest.require_env("keras2")
+    monkeypatch.setenv(conftest.REQUIRE_ENVS, "1")
+    with pytest.raises(pytest.fail.Exception, match="(?s)keras2 not provisioned.*REQUIRE_ENVS=1"):
+        conftest.require_env("keras2")
+
+
+def test_a_provisioned_environment_gives_its_python(tmp_path, monkeypatch):
+    import conftest
+
+    monkeypatch.setenv("CONFORMANCE_CACHE", str(tmp_path))
+    monkeypatch.setenv(conftest.REQUIRE_ENVS, "1")
+    spec = envs.BUILTIN_ENVS["keras3"]
+    envs.env_dir(spec).mkdir(parents=True)
+    (envs.env_dir(spec) / "conformance-env.json").write_text("{}")  # what sync writes last
+    assert conftest.require_env("keras3") == str(envs.env_python(spec))

@@ -1,17 +1,12 @@
 """The keras2-tf-keras target: the Keras 2 backend API on today's TensorFlow (`tf_keras`),
 driven by the same keras2 adapter as Keras 2.3.1 on TensorFlow 1.15."""
-import ast
-import subprocess
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from conformance import envs, targets
 from conformance.adapters import keras2
 from conformance.pool import Worker
-
-ADAPTER = Path(keras2.__file__)
+from conftest import require_env
 
 
 def test_tf_keras_target_and_environment_are_built_in():
@@ -53,15 +48,6 @@ def test_pyproject_environment_takes_no_deps(tmp_path):
     assert spec.no_deps == ("tf-keras==2.20.1",)
 
 
-def test_keras2_adapter_is_python36_syntax():
-    ast.parse(ADAPTER.read_text(), feature_version=(3, 6))
-    spec = envs.BUILTIN_ENVS["keras2"]
-    if envs.is_provisioned(spec):  # the real 3.6 compiler, when the legacy env exists
-        done = subprocess.run([str(envs.env_python(spec)), "-m", "py_compile", str(ADAPTER)],
-                              capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-
-
 class _Stub:
     package = "tf_keras"
 
@@ -81,11 +67,9 @@ def test_request_paths_are_rewritten_to_the_package(path, expected):
 
 @pytest.fixture(scope="module")
 def tf_keras_worker(tmp_path_factory):
-    spec = envs.BUILTIN_ENVS["tfkeras"]
-    if not envs.is_provisioned(spec):
-        pytest.skip("environment tfkeras not provisioned (conformance envs sync tfkeras)")
+    python = require_env("tfkeras")
     target = targets.load_targets({})["keras2-tf-keras"]
-    worker = Worker(target, str(envs.env_python(spec)), "float64",
+    worker = Worker(target, python, "float64",
                     tmp_path_factory.mktemp("tfkeras"))
     worker.start()
     yield worker
@@ -136,9 +120,7 @@ def test_a_failed_function_does_not_fail_the_next_ops(tmp_path):
     from hypothesis import given, seed, settings
     from conformance import catalog
 
-    spec = envs.BUILTIN_ENVS["tfkeras"]
-    if not envs.is_provisioned(spec):
-        pytest.skip("environment tfkeras not provisioned (conformance envs sync tfkeras)")
+    python = require_env("tfkeras")
     ops = {op.name: op for op in catalog.all_ops()}
 
     def request(name):
@@ -153,8 +135,7 @@ def test_a_failed_function_does_not_fail_the_next_ops(tmp_path):
         draw()
         return ops[name].call_for("keras2").request(drawn[0])
 
-    worker = Worker(targets.load_targets({})["keras2-tf-keras"], str(envs.env_python(spec)),
-                    "float16", tmp_path)
+    worker = Worker(targets.load_targets({})["keras2-tf-keras"], python, "float16", tmp_path)
     worker.start()
     try:
         failed = worker.call(request("max_pool3d"))
