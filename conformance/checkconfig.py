@@ -35,30 +35,24 @@ import re
 import sys
 from typing import Any
 
+from conformance import kerasfacts, store
+
 # --------------------------------------------------------------------------
 # What Keras accepts
 # --------------------------------------------------------------------------
 
-# Keys Keras reads from keras.json. ``nnx_enabled`` is read by Keras 3 only.
-KNOWN_KEYS = ("floatx", "epsilon", "backend", "image_data_format", "nnx_enabled")
+KNOWN_KEYS = kerasfacts.KERAS_JSON_KEYS
+DEFAULTS = kerasfacts.keras_json_defaults()  # what Keras uses for a missing key
+DEFAULTS_TEXT = json.dumps(DEFAULTS)  # a complete keras.json, for hints
+DEFAULT_EPSILON = kerasfacts.DEFAULT_EPSILON
+# Both Keras 2.3.1 and Keras 3 check floatx against exactly this set when loading
+# keras.json.
+FLOATX_VALUES = kerasfacts.FLOATX_VALUES
+IMAGE_DATA_FORMATS = kerasfacts.IMAGE_DATA_FORMATS
 
-# What Keras uses when a key is missing (identical in Keras 2.3.1 and 3).
-DEFAULTS = {
-    "floatx": "float32",
-    "epsilon": 1e-07,
-    "backend": "tensorflow",
-    "image_data_format": "channels_last",
-}
-
-# Both Keras 2.3.1 and Keras 3 check floatx against exactly this set when
-# loading keras.json. (Keras 3 accepts "bfloat16" only through
-# keras.config.set_floatx() in code, not from the file.)
-FLOATX_VALUES = ("float16", "float32", "float64")
-IMAGE_DATA_FORMATS = ("channels_last", "channels_first")
-
-KERAS2_BACKENDS = ("tensorflow", "theano", "cntk")
-KERAS3_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
-KNOWN_BACKENDS = ("tensorflow", "theano", "cntk", "jax", "torch", "numpy", "openvino")
+KERAS2_BACKENDS = kerasfacts.KERAS2_BACKENDS
+KERAS3_BACKENDS = kerasfacts.KERAS3_BACKENDS
+KNOWN_BACKENDS = kerasfacts.KNOWN_BACKENDS
 # Backend name -> the package that must be importable for it to work.
 BACKEND_PACKAGES = {name: name for name in KNOWN_BACKENDS}
 
@@ -121,7 +115,7 @@ class ConfigReport:
             "exists": self.exists,
             "ok": self.ok,
             "problems": [dataclasses.asdict(p) for p in self.problems],
-            "effective": {key: {"value": _json_safe(value), "source": source}
+            "effective": {key: {"value": store.jsonable(value), "source": source}
                           for key, (value, source) in self.effective.items()},
         }
 
@@ -345,8 +339,7 @@ def _generic_syntax(text: str, err: json.JSONDecodeError, at) -> Problem:
     if err.msg == "Expecting value" and not text[:pos].strip():
         # Failed on the very first character: not a JSON document at all.
         return at(pos, "the file is not JSON at all; it should start with {.",
-                  'Write it as {"floatx": "float32", "epsilon": 1e-07, '
-                  '"backend": "tensorflow", "image_data_format": "channels_last"}.')
+                  f"Write it as {DEFAULTS_TEXT}.")
     word = re.match(r"[A-Za-z_][\w.+-]*", text[pos:])
     if word and err.msg.startswith("Expecting property name"):
         return at(pos, f"key {word.group()} is not in quotes.",
@@ -376,8 +369,7 @@ def _generic_syntax(text: str, err: json.JSONDecodeError, at) -> Problem:
                        "missing its closing double quote.",
                   'Close the string with " on the same line.')
     return at(pos, f"not valid JSON: {err.msg}.",
-              'keras.json must look like {"floatx": "float32", "epsilon": 1e-07, '
-              '"backend": "tensorflow", "image_data_format": "channels_last"}.')
+              f"keras.json must look like {DEFAULTS_TEXT}.")
 
 
 def _not_an_object(text: str, config: Any) -> Problem:
@@ -562,20 +554,21 @@ def _check_epsilon(value) -> list[Problem]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return [Problem("error", f'"epsilon" must be a number, not '
                                  f"{json.dumps(value)}; Keras will refuse to start.",
-                        hint='Write a small positive number, e.g. "epsilon": 1e-07.')]
+                        hint=f'Write a small positive number, e.g. "epsilon": {DEFAULT_EPSILON}.')]
     if not math.isfinite(value) or value <= 0:
         return [Problem("error", f'"epsilon" must be positive and finite, not '
                                  f"{value}; it guards divisions and logs.",
-                        hint='Use a small positive number such as 1e-07 (the default).')]
+                        hint=f"Use a small positive number such as {DEFAULT_EPSILON} "
+                             "(the default).")]
     if isinstance(value, int):
         return [Problem("error", f'"epsilon" is the integer {value}; Keras '
                                  "requires a float and will refuse to start.",
                         hint=f'Write it with a decimal point: "epsilon": {float(value)}.')]
     if value > 0.1:
         return [Problem("warning", f'"epsilon" is {value}, unusually large (the '
-                                   "default is 1e-07); it is added to denominators "
+                                   f"default is {DEFAULT_EPSILON}); it is added to denominators "
                                    "and will visibly change results.",
-                        hint="Use something like 1e-07 unless this is deliberate.")]
+                        hint=f"Use something like {DEFAULT_EPSILON} unless this is deliberate.")]
     return []
 
 
@@ -587,7 +580,7 @@ def _epsilon_string(value: str) -> Problem:
     if number is None:
         return Problem("error", f'"epsilon" is the string "{value}", which is not '
                                 "a number; Keras will refuse to start.",
-                       hint='Write a quote-free number, e.g. "epsilon": 1e-07.')
+                       hint=f'Write a quote-free number, e.g. "epsilon": {DEFAULT_EPSILON}.')
     return Problem("error", f'"epsilon" is the string "{value}"; it must be a '
                             "quote-free number. Keras will refuse to start.",
                    hint=f'Remove the quotes: "epsilon": {value.strip()}.')
@@ -825,13 +818,6 @@ def _show(value) -> str:
         except ValueError:
             return value
     return json.dumps(value)
-
-
-def _json_safe(value):
-    # Python's json accepts NaN/Infinity in keras.json; strict JSON output can't.
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 def main(argv=None) -> int:

@@ -21,9 +21,9 @@ import numpy as np
 def jsonable(value):
     """The one encoding of the harness's records as standard JSON: NaN and inf become
     the strings 'nan', 'inf', '-inf' (JSON has no such numbers), numpy scalars become
-    Python numbers, tuples become lists, paths become text."""
-    if isinstance(value, np.generic):
-        value = value.item()
+    Python numbers and arrays nested lists, tuples become lists, paths become text."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        value = value.tolist() if isinstance(value, np.ndarray) else value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
@@ -147,8 +147,15 @@ def load(path: Path) -> dict:
 
 
 def write_summary(out_dir: Path, summary: dict) -> Path:
+    """summary.json, replaced whole (never half written). Compact JSON through the C
+    encoder, which is fast for big runs; a summary holding NaN/inf numbers goes through
+    `jsonable` first."""
+    try:
+        text = json.dumps(summary, allow_nan=False, separators=(",", ":"))
+    except (ValueError, TypeError):
+        text = dumps(summary, separators=(",", ":"))
     path = Path(out_dir) / "summary.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(dumps(summary, indent=1))
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path

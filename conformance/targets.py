@@ -18,10 +18,10 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from conformance import envs
+from conformance import envs, kerasfacts
 
 FLAVORS = ("keras3", "keras2", "ops-module")
-FLOATX = ("float16", "float32", "float64")
+FLOATX = kerasfacts.FLOATX_VALUES  # every floatx a run can use: what keras.json accepts
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class Target:
     python: str | None = None  # explicit interpreter; wins over env
     extra_env: tuple[tuple[str, str], ...] = ()
     pythonpath: tuple[str, ...] = ()
-    epsilon: float = 1e-7
-    image_data_format: str = "channels_last"
+    epsilon: float = kerasfacts.DEFAULT_EPSILON
+    image_data_format: str = kerasfacts.DEFAULT_IMAGE_DATA_FORMAT
     needs_openmpi_shim: bool = False  # CNTK 2.7 links OpenMPI 1.10 sonames
     timeout_s: float = 120.0
     opt_in: bool = False  # runs only when named (--targets), not in "all targets"
@@ -146,8 +146,9 @@ def _check_table(target_id: str, table) -> None:
         raise ConfigError(f"{where}: env_vars values must be strings")
     if table.get("timeout_s", 1) <= 0:
         raise ConfigError(f"{where}: timeout_s must be more than 0 seconds")
-    if table.get("image_data_format", "channels_last") not in ("channels_last", "channels_first"):
-        raise ConfigError(f"{where}: image_data_format must be channels_last or channels_first")
+    formats = kerasfacts.IMAGE_DATA_FORMATS
+    if table.get("image_data_format", kerasfacts.DEFAULT_IMAGE_DATA_FORMAT) not in formats:
+        raise ConfigError(f"{where}: image_data_format must be {' or '.join(formats)}")
 
 
 def load_targets(config: dict, root: Path | None = None) -> dict[str, Target]:

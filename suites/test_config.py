@@ -1,4 +1,4 @@
-"""Configuration conformance: one test per (target, scenario) of conformance/configsuite.py.
+"""Configuration conformance: one test per (target, scenario) of conformance/configsuite/.
 
 keras.json / KERAS_BACKEND precedence, floatx, run-time setters and invalid values,
 epsilon, image_data_format. Every check is streamed to the run's results.jsonl as a
@@ -10,21 +10,17 @@ known-divergence registry matches it: op names are "config/<check>", e.g.
 `--conformance-shard` splits them like the op cases.
 """
 import json
-import zlib
 
 import pytest
 
 from conformance import configsuite
+from conformance.options import in_shard
 from conformance.pytest_plugin import session_of
 
 
 def _selected(session, target_id: str, scenario: str) -> bool:
-    if not configsuite.selected(scenario, session.op_patterns):
-        return False
-    if session.shard:
-        index, count = session.shard
-        return zlib.crc32(f"config/{scenario}-{target_id}".encode()) % count == index - 1
-    return True
+    return (configsuite.selected(scenario, session.op_patterns)
+            and in_shard(f"config/{scenario}-{target_id}", session.shard))
 
 
 def pytest_generate_tests(metafunc):

@@ -17,7 +17,7 @@ import pytest
 from conformance import configsuite, known, store, targets
 from conformance.pool import Worker
 from conformance.report import render
-from conftest import provisioned_python
+from conftest import require_env
 
 FAKE_KERAS = str(Path(__file__).parent / "fake_keras")
 
@@ -272,7 +272,7 @@ def test_keras3_numpy(tmp_path):
     32-bit ("aligned with JAX"), so on NumPy a Variable's value and op results on float64
     tensors come back float32 (Keras 3.15.1)."""
     records = run(targets.BUILTIN_TARGETS["keras3-numpy"], tmp_path,
-                  python=provisioned_python("keras3"))
+                  python=require_env("keras3"))
     assert {r["check"] for r in records} == CHECKS
     assert not_passing(records) == {"floatx/float64"}
     observed = by_check(records)["floatx/float64"]["observed"]
@@ -281,7 +281,7 @@ def test_keras3_numpy(tmp_path):
 
 def test_keras3_jax_float64_is_reported_as_float32(tmp_path):
     records = run(targets.BUILTIN_TARGETS["keras3-jax"], tmp_path, ["floatx"],
-                  python=provisioned_python("keras3"), floatx=("float64",))
+                  python=require_env("keras3"), floatx=("float64",))
     (record,) = records
     assert record["check"] == "floatx/float64" and record["status"] == "fail"
     assert record["observed"]["floatx()"] == "float64"
@@ -295,7 +295,7 @@ def test_keras2_tensorflow(tmp_path):
     after clipping (-log(2e-7) = 15.42 at p = 0), and l2_normalize uses TensorFlow's own
     1e-12 instead of Keras' epsilon. Everything else holds."""
     records = run(targets.BUILTIN_TARGETS["keras2-tensorflow"], tmp_path,
-                  python=provisioned_python("keras2"))
+                  python=require_env("keras2"))
     assert {r["check"] for r in records} == CHECKS
     assert not_passing(records) == {"invalid/set_epsilon", "epsilon/binary_crossentropy",
                                     "epsilon/l2_normalize"}
@@ -311,7 +311,7 @@ def test_keras2_tensorflow(tmp_path):
 def test_keras2_theano_raises_the_keras2_reference_errors(tmp_path):
     """Theano uses keras/backend/common.py's setters, the Keras 2 reference."""
     records = run(targets.BUILTIN_TARGETS["keras2-theano"], tmp_path, ["runtime"],
-                  python=provisioned_python("keras2"))
+                  python=require_env("keras2"))
     assert not_passing(records) == set()
     checks = by_check(records)
     assert checks["invalid/set_epsilon"]["observed"]["raises"] == "ValueError"

@@ -25,12 +25,10 @@ import sys
 
 import numpy as np
 
-from conformance import adapters
+from conformance import adapters, kerasfacts
 
 SECTIONS = ("settings", "files", "dtypes", "runtime", "invalid")
-INVALID_VALUES = (("set_floatx", "float8"), ("set_image_data_format", "channels_middle"),
-                  ("set_epsilon", "x"))
-RUNTIME_EPSILON = 0.00123
+RUNTIME_EPSILON = 0.00123  # distinct from any default, so that setting it shows
 
 
 class _NotAvailable(Exception):
@@ -127,8 +125,9 @@ class _Keras2(object):
 class _OpsModule(object):
     """A plugin module: settings from its optional floatx()/epsilon()/... functions."""
     flavor = "ops-module"
-    defaults = {"backend": None, "floatx": "float32", "epsilon": 1e-7,
-                "image_data_format": "channels_last"}
+    defaults = {"backend": None, "floatx": kerasfacts.DEFAULT_FLOATX,
+                "epsilon": kerasfacts.DEFAULT_EPSILON,
+                "image_data_format": kerasfacts.DEFAULT_IMAGE_DATA_FORMAT}
 
     def __init__(self, adapter):
         self.module = adapter.module
@@ -252,7 +251,7 @@ def runtime(api):
 
 def invalid(api):
     result = {}
-    for setter, value in INVALID_VALUES:
+    for setter, value in kerasfacts.INVALID_VALUES:
         getter = setter[len("set_"):]
         before = api.get(getter)
         entry = {"value": value, "before": _plain(before)}

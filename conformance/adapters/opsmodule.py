@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from conformance import adapters
+from conformance import adapters, kerasfacts
 from conformance.adapters import Unsupported
 
 
@@ -23,10 +23,12 @@ class Adapter(object):
             "backend_library": self.module.__name__,
             "backend_version": getattr(self.module, "__version__", "unknown"),
             "using_line": adapters.using_line(self.import_log),
-            "floatx": getattr(self.module, "floatx", lambda: "float32")(),
-            "epsilon": float(getattr(self.module, "epsilon", lambda: 1e-7)()),
+            # a plugin without a setting's getter runs with Keras' default for it
+            "floatx": getattr(self.module, "floatx", lambda: kerasfacts.DEFAULT_FLOATX)(),
+            "epsilon": float(getattr(self.module, "epsilon",
+                                     lambda: kerasfacts.DEFAULT_EPSILON)()),
             "image_data_format": getattr(self.module, "image_data_format",
-                                         lambda: "channels_last")(),
+                                         lambda: kerasfacts.DEFAULT_IMAGE_DATA_FORMAT)(),
             "keras_home": os.environ.get("KERAS_HOME"),
         })
         return info

@@ -14,7 +14,6 @@ matplotlib. Everything that comes from results is escaped by jinja2's autoescape
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -57,21 +56,6 @@ def _tolerance_doc_href(out_dir: Path) -> str | None:
         return TOLERANCE_DOC.as_uri()
 
 
-def _write_summary(out_dir: Path, summary: dict) -> Path:
-    """summary.json beside the report. Compact JSON through the C encoder (fast for big
-    runs); summaries holding float NaN/inf go through the store's writer, which turns
-    them into strings."""
-    try:
-        text = json.dumps(summary, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        return store.write_summary(out_dir, summary)
-    path = out_dir / "summary.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
 def render(summaries: list[dict], out_html: Path, results_dirs: list[Path] | None = None,
            *, max_histograms: int = model.MAX_HISTOGRAMS, title: str | None = None,
            regression: dict | None = None) -> Path:
@@ -102,5 +86,5 @@ def render(summaries: list[dict], out_html: Path, results_dirs: list[Path] | Non
         shutil.copyfile(source, destination)
     plain = strip_sources(merged)
     junit.write(plain, out_dir / "junit.xml")
-    _write_summary(out_dir, plain)
+    store.write_summary(out_dir, plain)
     return out_html
