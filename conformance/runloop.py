@@ -20,7 +20,7 @@ from pathlib import Path
 
 import hypothesis
 
-from conformance import __version__, configsuite, store
+from conformance import __version__, configsuite, known, store
 from conformance.engine import PROFILES, Engine, RunSettings
 from conformance.options import RunOptions
 from conformance.pool import Pool
@@ -130,6 +130,8 @@ class Run:
                            "deadline": None, "derandomize": False,
                            "seed_per_case": "crc32('<seed>/<op>/<floatx>')",
                            "example_db": str(settings.example_db)},
+            # the registry the verdicts were marked with, to tell its stale entries
+            "registry": known.describe(settings.registry),
             **self.header}
 
     def announce(self) -> None:

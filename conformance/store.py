@@ -4,7 +4,8 @@
                           interrupted run keeps everything it had
     <out>/summary.json    {"run": ..., "targets": [...], "results": [...],
                            "pairwise": [...], "config": [...]} written at the end (or rebuilt from
-                          results.jsonl by `load`)
+                          results.jsonl by `load`), plus "known_stale": [...] (registry
+                          entries that went stale) when the run recorded its registry
 """
 from __future__ import annotations
 
@@ -113,10 +114,18 @@ def summarize(records: list[dict]) -> dict:
         elif kind == "config":  # configuration checks (conformance.configsuite)
             config[(record["target"], record["check"])] = record
     strip = lambda r: {k: v for k, v in r.items() if k != "kind"}
-    return {"run": run, "targets": [strip(t) for t in targets.values()],
-            "results": [strip(r) for r in results.values()],
-            "pairwise": [strip(p) for p in pairwise.values()],
-            "config": [strip(c) for c in config.values()]}
+    summary = {"run": run, "targets": [strip(t) for t in targets.values()],
+               "results": [strip(r) for r in results.values()],
+               "pairwise": [strip(p) for p in pairwise.values()],
+               "config": [strip(c) for c in config.values()]}
+    # registry entries the run could have matched but that explained nothing (only when
+    # the run recorded its registry: see conformance.known)
+    from conformance import known
+
+    stale = known.summary_stale(summary)
+    if stale is not None:
+        summary["known_stale"] = stale
+    return summary
 
 
 def load(path: Path) -> dict:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import envs
 from conformance.report import merge, render, repro, synthetic
 from conformance.report.fmt import DIVERGENT, VERDICTS
+from conftest import python36_syntax_errors, require_env
 
 EMPTY = {"run": {}, "targets": [], "results": [], "pairwise": []}
 
@@ -225,6 +225,151 @@ def test_no_external_urls(tmp_path):
     assert "http://" not in text  # not even SVG namespaces
 
 
+# -- divergences by cause --------------------------------------------------------------
+CAUSES_REGISTRY = """
+[[divergence]]
+cause = "cntk-no-bool"
+op = ["equal", "less"]
+target = "keras2-cntk"
+verdict = "dtype"
+reason = "CNTK has no boolean tensors: comparisons return 0/1 in floatx."
+repro = '''
+from keras import backend as K
+print(K.eval(K.equal(K.constant([1.]), K.constant([1.]))).dtype)  # <float32>
+'''
+upstream = "bug"
+seen_on = "keras 2.3.1, cntk 2.7"
+
+[[divergence]]
+op = "sign"
+target = "keras2-cntk"
+verdict = "fail"
+reason = "sign(90.0625) = 0.99999994"
+
+[[divergence]]
+cause = "theano-kernel-flip"
+op = "conv2d"
+target = "keras2-theano"
+verdict = "fail"
+reason = "filter_flip=True"
+
+[[divergence]]
+cause = "jax-float64"
+op = "*"
+target = "keras3-jax"
+floatx = "float64"
+verdict = "dtype"
+reason = "x64 disabled"
+"""
+
+
+def _pairs(op, floatx, targets, disagree=()):
+    pairs = {}
+    for i, a in enumerate(targets):
+        for b in targets[i + 1:]:
+            pairs[f"{a}|{b}"] = {"examples": 10, "disagreements": 3 if {a, b} & set(disagree) else 0,
+                                 "max_ulp": 0.0, "max_ratio": 0.0}
+    return {"op": op, "family": "elementwise", "floatx": floatx, "pairs": pairs}
+
+
+def _causes_summary(tmp_path):
+    from conformance import known
+
+    path = tmp_path / "known.toml"
+    path.write_text(CAUSES_REGISTRY)
+    registry = known.load(path)
+    mark = lambda r: known.mark(r, registry, DIVERGENT)
+    targets = ["keras2-cntk", "keras2-theano", "keras3-jax"]
+    results = [mark(_result("equal", "keras2-cntk", "dtype")),
+               mark(_result("less", "keras2-cntk", "dtype")),
+               mark(_result("conv2d", "keras2-theano", "fail")),
+               _result("sign", "keras2-cntk", "pass"),            # sign was fixed: stale
+               # unexplained: two targets err the same way, one fails
+               _result("cumsum", "keras2-cntk", "error", message="IndexError: <tuple>"),
+               _result("cumsum", "keras2-theano", "error", message="IndexError: <tuple>"),
+               _result("cumsum", "keras3-jax", "pass"),
+               _result("tanh", "keras2-cntk", "fail", message="error 1e-3 > allowed 1e-7")]
+    # every target fails kl_divergence alike and agrees pairwise: the reference differs
+    results += [_result("kl_divergence", t, "fail", floatx="float16") for t in targets]
+    # softsign: all fail, but two of them disagree with each other: backend divergence
+    results += [_result("softsign", t, "fail") for t in targets]
+    pairwise = [_pairs("kl_divergence", "float16", targets),
+                _pairs("softsign", "float32", targets, disagree=["keras3-jax"])]
+    target_records = [{"id": t, "floatx": fx, "status": "ready"} for t in targets
+                      for fx in ("float16", "float32")]
+    return {"run": {"seed": 5, "registry": known.describe(registry)}, "targets": target_records,
+            "results": results, "pairwise": pairwise}
+
+
+def test_the_report_opens_with_the_divergences_by_cause(tmp_path):
+    html, text = _render(tmp_path, [_causes_summary(tmp_path)])
+    # the first section, before the summary and the 5,000 records
+    assert text.index('id="causes"') < text.index('id="summary"') < text.index('id="matrix"')
+    section = text[text.index('id="causes"'):text.index('id="summary"')]
+    # unexplained first, grouped by (op, verdict): cumsum's two errors are one row
+    assert section.index("Unexplained divergences") < section.index("Known causes")
+    assert section.count('href="#op-cumsum"') == 1
+    assert re.search(r'href="#op-cumsum">cumsum</a>.*?v-error.*?<td class="num">2</td>', section, re.S)
+    assert "IndexError: &lt;tuple&gt;" in section
+    # known causes: results explained, reason, repro escaped in a <pre>, upstream, seen on
+    assert re.search(r"cntk-no-bool</b> <span class=\"cnt\">2 results", section)
+    assert "upstream bug" in section and "seen on keras 2.3.1, cntk 2.7" in section
+    assert "<pre><code>from keras import backend as K" in section
+    assert "# &lt;float32&gt;" in section and "<float32>" not in text
+    assert "theano-kernel-flip</b> <span class=\"cnt\">1 result" in section
+    assert section.count("no repro") >= 1
+    # stale: sign ran (and passed) on keras2-cntk; jax-float64: no float64 ran, so not stale
+    stale = section[section.index('id="stale"'):]
+    assert "sign-keras2-cntk" in stale and "jax-float64" not in stale.split("</table>")[0]
+    assert "1 entry about what this run did not cover" in section
+    # all targets agree, the reference differs: kl_divergence float16 only
+    agree = section[section.index('id="agree"'):section.index('id="known-causes"')]
+    assert 'href="#op-kl_divergence"' in agree and "softsign" not in agree
+    assert "all targets agree, reference differs (float16)" in section
+    # the merged summary.json beside the report says the stale entries
+    written = json.loads((html.parent / "summary.json").read_text())
+    assert [s["cause"] for s in written["known_stale"]] == ["sign-keras2-cntk"]
+
+
+def test_agreement_needs_every_target_compared_and_the_same_verdict(tmp_path):
+    from conformance.report import causes
+
+    targets = ["a", "b", "c"]
+    ready = [{"id": t, "floatx": "float32", "status": "ready"} for t in targets]
+
+    def agree(results, pairwise):
+        return causes.build({"run": {}, "targets": ready, "results": results,
+                             "pairwise": pairwise})["agree"]
+
+    fails = [_result("op", t, "fail") for t in targets]
+    assert [a["op"] for a in agree(fails, [_pairs("op", "float32", targets)])] == ["op"]
+    # one target passes, or fails another way: a backend divergence, not the reference
+    mixed = fails[:2] + [_result("op", "c", "pass")]
+    assert not agree(mixed, [_pairs("op", "float32", targets)])
+    assert not agree(fails[:2] + [_result("op", "c", "nan")], [_pairs("op", "float32", targets)])
+    # a target nobody compared with (no pairwise examples): nothing says they agree
+    assert not agree(fails, [_pairs("op", "float32", targets[:2])])
+    assert not agree(fails, [])
+    # known results count with their raw verdict; an unsupported target takes no part
+    known_one = [{**fails[0], "status": "known", "known": {"reason": "r", "link": ""}}]
+    rows = agree(known_one + fails[1:2] + [_result("op", "c", "unsupported")],
+                 [_pairs("op", "float32", targets[:2])])
+    assert [(a["targets"], a["known"]) for a in rows] == [(["a", "b"], 1)]
+
+
+def test_causes_of_a_run_that_recorded_no_registry_come_from_its_records(tmp_path):
+    results = [_result("exp", "t", "known", verdict="fail",
+                       known={"reason": "because <b>", "link": "", "cause": "exp-cause"}),
+               _result("log", "t", "known", verdict="fail",
+                       known={"reason": "older harness, no cause id", "link": ""})]
+    html, text = _render(tmp_path, [{**EMPTY, "results": results}])
+    section = text[text.index('id="causes"'):text.index('id="summary"')]
+    assert "did not record its registry" in section
+    assert "exp-cause" in section and "because &lt;b&gt;" in section
+    assert "older harness, no cause id" in section and "(no cause id)" in section
+    assert "known_stale" not in json.loads((html.parent / "summary.json").read_text())
+
+
 # -- junit and summary ----------------------------------------------------------------
 def test_junit_counts(tmp_path):
     summary = synthetic.summary(ops=10, targets=4)
@@ -240,6 +385,7 @@ def test_junit_counts(tmp_path):
     assert len(skipped) == sum(r["status"] == "unsupported" for r in results)
     known = [c for c in cases if c.find("properties/property[@name='known']") is not None]
     assert len(known) == sum(r["status"] == "known" for r in results)
+    assert failures and skipped and known, "the synthetic run must hold every kind of case"
     assert all(c.find("failure") is None and c.find("system-out") is not None for c in known)
     names = {(c.get("classname"), c.get("name")) for c in cases}
     assert len(names) == len(cases)  # one distinct test case per (op, target, floatx)
@@ -310,10 +456,10 @@ def test_repro_keras2_uses_placeholders_and_python36_syntax():
     result = _result("exp", "keras2-theano", "fail", counterexample=_counterexample(
         "keras.backend.exp", inputs, "keras2-theano"))
     script = repro.script(result, {"id": "keras2-theano"})
-    compile(script, "repro.py", "exec")
+    assert python36_syntax_errors({"repro.py": script}) == {}
     assert "K.placeholder(" in script and "K.function(" in script
     assert "K.exp(_symbolic(x))" in script and "'theano'" in script
-    assert not re.search(r"""\bf['"]""", script)  # no f-strings: runs on Python 3.6
+    assert not re.search(r"""\bf['"]""", script)  # no f-strings
 
 
 def test_repro_large_arrays_come_from_the_npz(tmp_path, monkeypatch):
@@ -338,9 +484,7 @@ def test_repro_large_arrays_come_from_the_npz(tmp_path, monkeypatch):
 
 
 def test_repro_runs_on_keras3_numpy(tmp_path):
-    spec = envs.BUILTIN_ENVS["keras3"]
-    if not envs.is_provisioned(spec):
-        pytest.skip("environment keras3 not provisioned (conformance envs sync keras3)")
+    python = require_env("keras3")
     inputs = {"x1": _array([0.0, 1.5], "float64"), "x2": _array([1.0, 3.0], "float64")}
     cx = _counterexample("keras.ops.divide", inputs, "keras3-numpy")
     cx["reference"] = [_array([0.0, 0.5], "float64")]
@@ -348,7 +492,7 @@ def test_repro_runs_on_keras3_numpy(tmp_path):
     script = tmp_path / "repro.py"
     script.write_text(repro.script(result, {"id": "keras3-numpy", "flavor": "keras3",
                                             "backend": "numpy"}))
-    done = subprocess.run([str(envs.env_python(spec)), str(script)], capture_output=True,
+    done = subprocess.run([python, str(script)], capture_output=True,
                           text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "output 0: dtype" in done.stdout and "max |out - ref|" in done.stdout

@@ -8,19 +8,25 @@ wins; shards of one run simply add up). ``results_dirs``, when given, holds the
 results folder of each summary (same order) so counterexample ``.npz`` files can be
 found; they are copied next to the report and used by the repro scripts.
 
+The page opens with the divergences by cause (`conformance.report.causes`): the
+unexpected ones first, then each known cause of the registry with the results it
+explains, then its stale entries; the merged summary.json says the stale entries under
+``known_stale`` when the run recorded its registry.
+
 The page is one self-contained file: inline CSS, a little plain JavaScript (filters,
 sorting, units; everything is visible without it), and inline SVG charts from
 matplotlib. Everything that comes from results is escaped by jinja2's autoescape.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import jinja2
 
-from conformance import __version__, store
+from conformance import __version__, known, store
 from conformance.report import junit, model
 from conformance.report.fmt import LABELS, VERDICTS
 from conformance.report.merging import merge, source_dirs, strip_sources
@@ -85,6 +91,9 @@ def render(summaries: list[dict], out_html: Path, results_dirs: list[Path] | Non
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, destination)
     plain = strip_sources(merged)
+    stale = known.summary_stale(plain)
+    if stale is not None:
+        plain["known_stale"] = stale
     junit.write(plain, out_dir / "junit.xml")
     store.write_summary(out_dir, plain)
     return out_html

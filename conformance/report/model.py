@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance.report import arrays, charts, repro
+from conformance.report import arrays, causes, charts, repro
 from conformance.report.fmt import (DIVERGENT, ERRORING, LABELS, VERDICTS, clean_text, floatx_key,
                                     number, rank, sci, short, slug, unit_roundoff, worst)
 from conformance.report.merging import SOURCE
@@ -246,6 +246,8 @@ def _known(summary: dict) -> list[dict]:
         known = result.get("known") or {}
         rows.append({"op": result.get("op"), "target": result.get("target"),
                      "floatx": result.get("floatx"), "verdict": result.get("verdict") or "",
+                     "cause": clean_text(known.get("cause") or ""),
+                     "cause_anchor": "cause-" + slug(known.get("cause") or ""),
                      "reason": clean_text(known.get("reason") or ""),
                      "link": clean_text(known.get("link") or ""),
                      "anchor": _op_anchor(str(result.get("op"))),
@@ -471,7 +473,7 @@ def _counterexample(result: dict, targets: dict, order: list[str], dirs: list, o
             shown = str(relative)
     target_record = targets.get(tid) or {"id": tid}
     call = cx.get("call") or {}
-    names, kwargs = repro._argument_names(cx)
+    names, kwargs = repro.call_arguments(cx)
     call_text = f"{call.get('fn', result.get('op'))}(" + ", ".join(
         [repro.positional_text(n, {}) for n in names]
         + [f"{k}={v!r}" for k, v in kwargs.items()]) + ")"
@@ -585,7 +587,8 @@ def build(summary: dict, dirs: list, out_dir: Path, max_histograms: int = MAX_HI
         "tindex": {t: i % len(charts.PALETTE) for i, t in enumerate(order)},
         "families": families, "floatxs": floatxs,
         "coverage": _coverage(summary, order), "heatmap": _heatmap(summary, order),
-        "known": _known(summary), "ops": details, "config": _config(summary, order),
+        "known": _known(summary), "causes": causes.build(summary),
+        "ops": details, "config": _config(summary, order),
         "charts": charts.available(),
         "copied": copied,
     }

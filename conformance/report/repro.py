@@ -111,7 +111,7 @@ class _Arrays:
         return f"_arrays[{key!r}]"
 
 
-def _argument_names(counterexample: dict) -> tuple[list, dict]:
+def call_arguments(counterexample: dict) -> tuple[list, dict]:
     call = counterexample.get("call") or {}
     inputs = counterexample.get("inputs") or {}
     kwargs = dict(call.get("kwargs") or {})
@@ -151,7 +151,7 @@ def script(result: dict, target: dict, npz: Path | None = None,
     floatx = str(result.get("floatx") or "float32")
     info = target.get("info") or {}
     arrays = _Arrays(npz, npz_shown)
-    names, kwargs = _argument_names(cx)
+    names, kwargs = call_arguments(cx)
     inputs = cx.get("inputs") or {}
 
     header = [f"# Repro: {fn} on {target.get('id', backend)} with floatx={floatx}",
