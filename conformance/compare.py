@@ -136,7 +136,6 @@ class Aggregate:
     message: str = ""
     backend_s: float = 0.0
     first_failure: dict | None = None  # the first divergent example, unshrunk
-    seen_ok: bool = False
     skipped: int = 0  # examples not sent after repeated crashes (engine.GIVE_UP_AFTER)
 
     def add(self, verdict: Verdict, backend_s: float = 0.0) -> None:

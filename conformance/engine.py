@@ -21,7 +21,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import HypothesisException
 
-from conformance import compare, corpus, known, overrides, protocol, strategies
+from conformance import compare, corpus, known, overrides, protocol, strategies, structure
 from conformance.catalog import Context, Op
 
 # examples explored per (op, floatx); shrink budget in backend calls; whether shapes
@@ -35,9 +35,8 @@ PROFILES = {
 INLINE_LIMIT = 64  # arrays up to this many elements are stored whole in the JSON record
 MAX_SAVED = 8  # counterexamples kept per (op, floatx) in the example database
 # Divergences in the known registry were investigated already: no shrink search, their
-# first divergent example is recorded as the counterexample (unshrunk). They are half
-# of all divergences in a full run (OpenVINO and JAX at float64, say), and a 20-call
-# search on each cost about 5,000 backend calls a run.
+# first divergent example is recorded as the counterexample (unshrunk). They are many,
+# and searching each again would cost backend calls that tell nothing new.
 KNOWN_SHRINK_CALLS = 0
 # A target that crashed or timed out on this many examples of a case gets no more of
 # them: each would cost a worker restart (seconds) or a whole timeout, and the verdict
@@ -74,6 +73,7 @@ class _Exploration:
     requests: dict  # target id -> its request frames (packed), one per example
     futures: dict  # target id -> Future of its list of replies (pipelined runs)
     replayed: int = 0
+    rows: list = field(default_factory=list)  # the structural row of each example
 
 
 def _case_key(op, floatx, active) -> tuple:
@@ -142,6 +142,23 @@ def _argument_names(args, example: dict):
     if isinstance(args, (list, tuple)):
         return [_argument_names(a, example) for a in args]
     return _encode_structure(args)
+
+
+def _draw(strategy, count: int, case_seed: int) -> list:
+    """`count` examples of `strategy` from one seeded hypothesis search (fewer when the
+    strategy has fewer distinct examples)."""
+    examples = []
+
+    def collect(example):
+        examples.append(example)
+
+    _settings(count, [Phase.generate])(seed(case_seed)(given(strategy)(collect)))()
+    return examples
+
+
+def _row(exploration, index) -> dict:
+    """The structural row example `index` was drawn under ({} for free draws)."""
+    return exploration.rows[index] if index < len(exploration.rows) else {}
 
 
 def _replayed_fields(aggregate) -> dict:
@@ -227,7 +244,8 @@ class Engine:
                     aggregate = into[target.id]
                     aggregate.add(verdict, replies[target.id].get("backend_s", 0.0))
                     if verdict.status in compare.DIVERGENT and aggregate.first_failure is None:
-                        aggregate.first_failure = {"example": example, "verdict": verdict}
+                        aggregate.first_failure = {"example": example, "verdict": verdict,
+                                                   "row": _row(exploration, index)}
             if index < drawn:
                 with self._clock("pairwise"):
                     compare.pairwise(op, floatx, example, replies, refs, pairs, memo)
@@ -235,9 +253,9 @@ class Engine:
         self.timings["examples"] += len(examples)
         if not drawn:  # a case whose strategy drew nothing: the database's examples decide
             aggregates, replayed = replayed, {}
-        # One target after the other: hypothesis runs tests in threads since 6.136.9, but
-        # under CPython 3.11 its ast.parse fails when two threads call it ("AST
-        # constructor recursion depth mismatch"); shrinks side by side lost 5 cases.
+        # One target after the other: under CPython 3.11 hypothesis's ast.parse fails
+        # when two threads call it ("AST constructor recursion depth mismatch"), so
+        # shrink searches side by side would lose cases.
         with self._clock("shrink"):
             counterexamples = {
                 t.id: self._shrink(op, floatx, t, aggregates[t.id], active, contexts)
@@ -258,19 +276,25 @@ class Engine:
                                  "pairs": pairs})
         return records
 
-    def _draw_examples(self, op, floatx) -> list[dict]:
-        """The examples hypothesis generates for this case: max_examples draws from the
-        op's strategy, fixed by the case's seed alone. Exploration never fails a test, so
-        nothing that the backends answer can change what is drawn: drawing first and
-        calling after gives the same examples."""
-        examples = []
-
-        def collect(example):
-            examples.append(example)
-
-        collect = seed(op_seed(self.run.seed, op, floatx))(given(op.inputs(floatx))(collect))
-        _settings(self.run.max_examples, [Phase.generate])(collect)()
-        return examples
+    def _draw_examples(self, op, floatx) -> tuple[list[dict], list[dict]]:
+        """The examples hypothesis generates for this case, fixed by the case's seed
+        alone: one per row of the op's structural covering set (the row's structural
+        values pinned, everything else drawn), then max_examples free draws; and the
+        row each example was drawn under ({} for the free ones). Exploration never
+        fails a test, so nothing that the backends answer can change what is drawn:
+        drawing first and calling after gives the same examples."""
+        case_seed = op_seed(self.run.seed, op, floatx)
+        examples, rows = [], []
+        for index, row in enumerate(structure.rows(op.structure)):
+            # A search of its own per row: hypothesis requires a strategy to draw the
+            # same way for the same choices within one search. Its first example is the
+            # simplest one (all choices minimal); the second is a random draw.
+            with structure.fixed(row):
+                drawn = _draw(op.inputs(floatx), 2, case_seed + index + 1)
+            examples.append(drawn[-1])
+            rows.append(row)
+        free = _draw(op.inputs(floatx), self.run.max_examples, case_seed)
+        return examples + free, rows + [{}] * len(free)
 
     def _explore(self, op, floatx, active) -> _Exploration:
         """The case's examples, queued on every active target: taken from lookahead
@@ -295,10 +319,11 @@ class Engine:
 
     def _draw_and_submit(self, op, floatx, active, case) -> _Exploration:
         with self._clock("explore"):
-            examples = self._draw_examples(op, floatx)
+            examples, rows = self._draw_examples(op, floatx)
         saved = self._saved_examples(op, floatx)
         exploration = self._submit(op, examples + saved, active, case, GIVE_UP_AFTER)
         exploration.replayed = len(saved)
+        exploration.rows = rows + [{}] * len(saved)
         return exploration
 
     def _submit(self, op, examples, active, case=None, give_up_after=None,
@@ -329,7 +354,7 @@ class Engine:
         with self._clock("call"):
             if exploration.futures:
                 replies = {tid: future.result() for tid, future in exploration.futures.items()}
-            else:  # lock-step direct calls (as before issue 8, and for counterexamples)
+            else:  # lock-step direct calls (unpipelined runs, and counterexamples)
                 requests = exploration.requests
                 answered = [self.pool.call({tid: batch[i] for tid, batch in requests.items()})
                             for i in range(len(examples))]
@@ -403,7 +428,8 @@ class Engine:
 
         try:
             if budget > 0:
-                probe()
+                with structure.fixed(aggregate.first_failure.get("row")):
+                    probe()
         except (_Reproduced, _BudgetSpent, HypothesisException, BaseExceptionGroup):
             pass  # the last reproduction recorded is the smallest hypothesis found
         found = state["last"] or aggregate.first_failure

@@ -12,6 +12,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from conformance import structure
+
 WIDTH = {"float16": 16, "float32": 32, "float64": 64}
 # Side lengths for shapes built axis by axis (shrinks to 1).
 SIDES = (1, 2, 3, 4, 5, 8)
@@ -108,8 +110,10 @@ def side(max_side: int = 8, min_side: int = 1):
 
 
 def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 5):
-    return st.integers(min_dims, max_dims).flatmap(
-        lambda n: _shapes_of_rank(n, min_side, max_side))
+    """Shapes of rank min_dims..max_dims (a covering row may pin the rank)."""
+    rank = structure.pinned("rank", st.integers(min_dims, max_dims),
+                            structure.resolve_within(min_dims, max_dims))
+    return rank.flatmap(lambda n: _shapes_of_rank(n, min_side, max_side))
 
 
 def _shapes_of_rank(ndim: int, min_side: int, max_side: int):
@@ -137,10 +141,13 @@ def bool_arrays(shape):
 
 
 def axis_for(ndim: int, allow_none: bool = True, negative: bool = True):
-    """A valid axis for an array of rank `ndim` (None means all axes)."""
+    """A valid axis for an array of rank `ndim` (None means all axes); a covering row
+    may pin it (conformance.structure)."""
     choices = list(range(ndim)) + (list(range(-ndim, 0)) if negative else [])
     options = ([st.none()] if allow_none else []) + ([st.sampled_from(choices)] if choices else [])
-    return st.one_of(*options) if options else st.none()
+    drawn = st.one_of(*options) if options else st.none()
+    return structure.pinned("axis", drawn, lambda symbol: structure.resolve_axis(
+        symbol, ndim, allow_none, negative))
 
 
 def broadcast_shapes(num: int = 2, min_dims: int = 0, max_dims: int = 3, max_side: int = 4):

@@ -96,3 +96,45 @@ def test_allowed_errors_are_computed_once_per_reference():
     assert Counting.calls == 4
     assert shared == alone
     assert [v.status for v in shared] == ["pass", "fail", "nan"]
+
+
+# -- loss references: one rule for floatx (conformance/catalog/losses.py docstring) -------
+def _loss_op(name):
+    from conformance.catalog import all_ops
+    return next(op for op in all_ops() if op.name == name)
+
+
+def test_loss_references_overflow_where_the_formula_does_in_floatx():
+    # kl_divergence: t / p = 1 / epsilon after the clip, 8.4e6: beyond float16's 65504,
+    # so the float16 loss is inf (as every float16 backend computes it); finite in float32
+    from conformance.catalog import Context
+    op = _loss_op("kl_divergence")
+    for floatx, finite in (("float16", False), ("float32", True)):
+        example = {"y_true": np.array([[1.0, 0.0]], floatx), "y_pred": np.array([[0.0, 1.0]], floatx)}
+        ref = op.references(example, Context(floatx))[0]
+        assert np.isfinite(ref).all() == finite
+    # below the threshold the float16 reference keeps float64 values
+    example = {"y_true": np.array([[0.5, 0.5]], "float16"), "y_pred": np.array([[0.25, 0.75]], "float16")}
+    ref = op.references(example, Context("float16"))[0]
+    np.testing.assert_allclose(ref, 0.5 * np.log(2) + 0.5 * np.log(0.5 / 0.75))
+    # the crossentropies' float16 rule (1): 1 - epsilon is 1 in float16, log(0) at p = 1
+    bce = _loss_op("binary_crossentropy")
+    ref = bce.references({"target": np.array([0.0], "float16"), "output": np.array([1.0], "float16")},
+                         Context("float16"))[0]
+    assert np.isinf(ref).all()
+
+
+def test_sparse_crossentropy_probabilities_are_distributions():
+    from hypothesis import given, settings, strategies as st
+    op = _loss_op("sparse_categorical_crossentropy")
+    for floatx in op.floatx:
+        @settings(max_examples=40, derandomize=True, database=None, deadline=None)
+        @given(st.data())
+        def check(data):
+            output = data.draw(op.inputs(floatx)).get("output").astype("float64")
+            assert (output >= 0).all()
+            # rounded to floatx (and subnormals flushed): sums within n u of 1
+            n = output.shape[-1]
+            np.testing.assert_allclose(output.sum(axis=-1), 1.0,
+                                       atol=(n + 1) * tolerance.unit_roundoff(floatx))
+        check()

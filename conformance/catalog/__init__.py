@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from conformance.adapters import leaf_arrays  # the order the worker's adapters see leaves in
 from conformance.tolerance import Tolerance
 
 FAMILIES = ("elementwise", "activations", "reductions", "linalg", "shape", "nn", "losses",
@@ -69,22 +70,13 @@ class Call:
         request = {"cmd": "call", "fn": self.fn, "args": args, "kwargs": _jsonable(kwargs)}
         if self.params:
             wanted = {id(example[key]) for key in self.params if key in example}
-            request["params"] = [i for i, leaf in enumerate(_leaves(args)) if id(leaf) in wanted]
+            request["params"] = [i for i, leaf in enumerate(leaf_arrays(args)) if id(leaf) in wanted]
         return request
 
 
-def _leaves(value) -> list:
-    """Array leaves in the order the worker's adapters see them (dict keys sorted)."""
-    if isinstance(value, np.ndarray):
-        return [value]
-    if isinstance(value, dict):
-        value = [value[k] for k in sorted(value)]
-    if isinstance(value, (list, tuple)):
-        return [leaf for item in value for leaf in _leaves(item)]
-    return []
-
-
 def _jsonable(value):
+    """Keyword values as a request carries them: numpy scalars as Python numbers;
+    arrays stay arrays (they cross the pipe as raw bytes, see conformance.protocol)."""
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -106,6 +98,9 @@ class Op:
     result: str | tuple[str, ...] = "floatx"
     floatx: tuple[str, ...] = ("float16", "float32", "float64")
     notes: str = ""
+    # Structural arguments every case covers, pairwise (conformance.structure):
+    # dimension name -> values, e.g. {"axis": ("none", "neg_first"), "keepdims": (False, True)}
+    structure: dict | None = None
 
     def call_for(self, flavor: str) -> Call | None:
         return self.keras2 if flavor == "keras2" else self.keras3

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import special
 
-from conformance import strategies as S
+from conformance import strategies as S, structure
 from conformance.catalog import Call, Op, keras2, keras3
 from conformance.tolerance import Absolute, Elementwise, Exact, InnerFloor, Reduction, Rounded
 
@@ -33,6 +33,8 @@ GELU_K = 0.044715
 # Largest |x| for softmax-like inputs: exp(x) overflows floatx well below it, so an
 # implementation that skips the max-subtraction returns inf / nan there.
 SOFTMAX_RANGE = {"float16": 12.0, "float32": 100.0, "float64": 800.0}
+# Structural combinations softmax-like ops cover, pairwise (conformance.structure).
+AXIS_STRUCTURE = {"rank": (1, 2, 3), "axis": ("first", "last", "neg_first", "neg_last")}
 
 
 def _x(example):
@@ -61,7 +63,9 @@ def _x_inputs(draw, floatx, lo, hi, edges=(), min_dims=0, static=None):
 def _axis_inputs(draw, floatx, even_axis=False):
     """{"x", "axis"} for softmax-like ops; about half the examples at overflow scale."""
     shape = list(draw(S.shapes(1, 3)))
-    axis = draw(st.sampled_from(list(range(len(shape))) + list(range(-len(shape), 0))))
+    n = len(shape)
+    axis = draw(structure.pinned("axis", st.sampled_from(list(range(n)) + list(range(-n, 0))),
+                                 lambda symbol: structure.resolve_axis(symbol, n, allow_none=False)))
     if even_axis:  # glu splits the axis in halves
         shape[axis] = draw(st.sampled_from([2, 4, 8]))
     hi = draw(st.sampled_from([5.0, SOFTMAX_RANGE[floatx]]))
@@ -384,21 +388,21 @@ OPS = [
        reference=lambda ex, ctx: special.softmax(_x(ex), axis=ex["axis"]),
        tolerance=Elementwise(4, _cond_softmax) + Reduction(_softmax_terms),
        keras3=keras3("softmax", "x", axis="axis"),
-       keras2=keras2("softmax", "x", axis="axis"),
+       keras2=keras2("softmax", "x", axis="axis"), structure=AXIS_STRUCTURE,
        notes="Inputs up to +-12 / 100 / 800 (float16 / 32 / 64): exp overflows without "
              "the max-subtraction."),
     Op(name="log_softmax", family="activations",
        inputs=_axis_inputs,
        reference=lambda ex, ctx: special.log_softmax(_x(ex), axis=ex["axis"]),
        tolerance=Elementwise(4, _cond_log_softmax) + Reduction(_log_softmax_terms),
-       keras3=keras3("log_softmax", "x", axis="axis")),
+       keras3=keras3("log_softmax", "x", axis="axis"), structure=AXIS_STRUCTURE),
     Op(name="glu", family="activations",
        inputs=lambda fx: _axis_inputs(fx, even_axis=True),
        reference=lambda ex, ctx: (lambda a, b: a * special.expit(b))(*_glu_halves(ex)),
        # a * sigmoid(b): sigmoid(b) may flush to zero below tiny before the product
        tolerance=Elementwise(4, _cond_glu) + InnerFloor(lambda ex: _glu_halves(ex)[0],
                                                         "2 tiny |a|"),
-       keras3=keras3("glu", "x", axis="axis")),
+       keras3=keras3("glu", "x", axis="axis"), structure=AXIS_STRUCTURE),
 ]
 
 # Keras 2.3.1 has no log_softmax, gelu, silu/swish, celu, hard_silu, hard_tanh,

@@ -18,7 +18,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from conformance import strategies as S
-from conformance.catalog import Op, keras2, keras3
+from conformance.catalog import Call, Op, keras2, keras3
 from conformance.tolerance import BackwardError, InnerFloor, Matmul, Reduction, floor
 
 F64 = "float64"
@@ -343,13 +343,15 @@ def _det_residual(ex, outputs):
 
 
 def _cholesky_residual(ex, outputs):
-    """||A - L L^T|| / ||A||, plus the size of anything above L's diagonal (relative to
-    ||L||), which must be zero for a lower-triangular factor."""
+    """||A - L L^T|| / ||A||, plus the size of anything above L's diagonal and of any
+    negative diagonal entry (relative to ||L||): the Cholesky factor is the lower-
+    triangular one with a positive diagonal (-L reproduces A as well)."""
     a, low = ex["x"].astype(F64), outputs[0]
     r = _norm2(a - low @ np.swapaxes(low, -1, -2)) / _norm2(a)
-    upper = (np.max(np.abs(np.triu(low, 1)), axis=(-2, -1), initial=0.0)
-             / np.maximum(_norm2(low), 1e-300))
-    return [r + upper]
+    negative = np.maximum(-np.diagonal(low, axis1=-2, axis2=-1), 0.0)
+    off = np.maximum(np.max(np.abs(np.triu(low, 1)), axis=(-2, -1), initial=0.0),
+                     np.max(negative, axis=-1, initial=0.0))
+    return [r + off / np.maximum(_norm2(low), 1e-300)]
 
 
 def _qr_residual(ex, outputs):
@@ -387,7 +389,7 @@ def _x(ex):
 OPS = [
     # -- contractions -----------------------------------------------------------------
     _contraction("dot", lambda ex, a, b: np.dot(a, b), lambda ex: ex["x1"].shape[-1],
-                 _dot_inputs, k2=keras2("dot", "x1", "x2")),
+                 _dot_inputs, k2=Call("keras.backend.dot", args=("x1", "x2"), params=("x2",))),
     # Keras 2 has no matmul: K.dot (2-D) and K.batch_dot (batches) are tested as such.
     _contraction("matmul", lambda ex, a, b: np.matmul(a, b), lambda ex: ex["x1"].shape[-1],
                  _matmul_inputs),

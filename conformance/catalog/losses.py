@@ -1,16 +1,34 @@
 """Losses: crossentropies (keras.ops / keras.backend) and keras.losses functions.
 
-Crossentropies on probabilities use the Keras `epsilon`: Keras documents (and every
-version's source does) a clip of the probabilities to [epsilon, 1 - epsilon] after
-normalising categorical outputs to sum 1 along the class axis. The reference
-computes the clip bounds as they are in floatx (epsilon rounded to floatx, 1 - epsilon
-computed in floatx) and everything else in float64; with floatx float16 that makes
-the upper bound 1, so p == 1 gives log(0) exactly as the formula does in float16.
+One rule for every loss reference, at every floatx (it matters in float16):
 
-The epsilon term |f(eps) - f(0)| of docs/tolerance.md is not added: the reference
+    The reference is the documented formula evaluated in float64 on the floatx inputs,
+    except where floatx changes a value outright rather than rounding it by a few u:
+    (1) the formula's constants (epsilon, 1 - epsilon, the clip bounds) are taken as
+        floatx holds them (`_clip_bounds`, `_floatx_epsilon`), and
+    (2) an intermediate that the documented formula takes beyond floatx's largest
+        finite value is infinite, as floatx arithmetic makes it (`_in_range`).
+    Every other rounding to floatx is the tolerance's business, never the reference's.
+
+Crossentropies on probabilities clip to [epsilon, 1 - epsilon], as Keras documents
+(and every version's source does), after normalising categorical outputs to sum 1
+along the class axis. By (1), float16's upper bound is 1, so p == 1 gives log(0)
+exactly as the formula does in float16. By (2), kl_divergence's y_true / y_pred
+(up to 1 / epsilon = 8.4e6 after the clip) is infinite in float16 beyond 65504,
+and so is the loss. The other formulas stay within range on the drawn inputs (the
+logit ranges keep exp finite). A backend that evaluates in a wider type and returns
+a finite number there is reported (the `nan` verdict), as it departs from the
+formula in floatx.
+
+The additive epsilon term |f(eps) - f(0)| (docs/tolerance.md) is not used: the reference
 applies epsilon exactly as documented, and at p = 0 that term is infinite; adding it
 would hide the known divergence it exists to surface (tf.keras adds epsilon after clipping:
 15.42 / 15.33 where the documented clip gives 16.118 / 15.942).
+
+Probability inputs are drawn as documented: sparse_categorical_crossentropy's output
+rows are probability distributions (non-negative, summing to 1, as a softmax gives
+them) or logits with from_logits; categorical_crossentropy also gets raw non-negative
+rows, which Keras documents it normalises.
 
 Losses take batched tensors (batch, ..., features), so arrays have rank >= 2 except
 for the elementwise binary crossentropy.
@@ -37,6 +55,19 @@ def _clip_bounds(ctx):
     """[epsilon, 1 - epsilon] as floatx computes them."""
     eps = np.asarray(ctx.epsilon, dtype=ctx.floatx)
     return float(eps), float(np.asarray(1, dtype=ctx.floatx) - eps)
+
+
+def _floatx_epsilon(ctx):
+    """epsilon as floatx holds it."""
+    return float(np.asarray(ctx.epsilon, dtype=ctx.floatx))
+
+
+def _in_range(values, floatx):
+    """Rule (2): values beyond floatx's largest finite value (after rounding to floatx)
+    become infinite, as floatx arithmetic makes them; the others keep float64."""
+    with np.errstate(over="ignore"):
+        rounded = np.asarray(values, dtype="float64").astype(floatx)
+    return np.where(np.isinf(rounded) & np.isfinite(values), rounded.astype("float64"), values)
 
 
 def _log(values):
@@ -123,8 +154,10 @@ def _categorical_inputs(draw, floatx, from_logits, sparse=False):
     else:
         output = _nonzero_rows(draw(hnp.arrays(floatx, shape,
                                                elements=_probability_elements(floatx))), axis)
-        if draw(st.booleans()):  # rows summing to 1, as a softmax gives them (the
-            # documented input); raw rows exercise the normalisation Keras applies
+        # rows summing to 1, as a softmax gives them (the documented input; the only
+        # one for sparse labels, which not every backend normalises); raw rows
+        # exercise the normalisation Keras documents for categorical_crossentropy
+        if sparse or draw(st.booleans()):
             total = output.astype("float64").sum(axis=axis, keepdims=True)
             output = _flush((output.astype("float64") / total).astype(floatx))
     label_shape = tuple(int(s) for s in np.delete(shape, axis % len(shape)))
@@ -257,18 +290,18 @@ def _hinge_margin(example):
 
 
 def _poisson_log(example, ctx):
-    eps = float(np.asarray(ctx.epsilon, dtype=ctx.floatx))  # epsilon as floatx holds it
-    return _log(_f(example, "y_pred") + eps)
+    return _log(_f(example, "y_pred") + _floatx_epsilon(ctx))
 
 
 def _kl_clipped(example, ctx):
-    eps = float(np.asarray(ctx.epsilon, dtype=ctx.floatx))
+    eps = _floatx_epsilon(ctx)
     return (np.clip(_f(example, "y_true"), eps, 1), np.clip(_f(example, "y_pred"), eps, 1))
 
 
 def _kl(example, ctx):
+    """sum(t log(t / p)) over the clipped t, p; t / p overflows float16 (rule 2)."""
     t, p = _kl_clipped(example, ctx)
-    return (t * np.log(t / p)).sum(axis=-1)
+    return (t * np.log(_in_range(t / p, ctx.floatx))).sum(axis=-1)
 
 
 def _kl_terms(example, index):

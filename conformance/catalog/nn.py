@@ -21,13 +21,30 @@ import itertools
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance import strategies as S
+from conformance import strategies as S, structure
 from conformance.catalog import Call, Op
-from conformance.tolerance import (Exact, Matmul, Reduction, Rounded, Sum, Tolerance,
-                                   unit_roundoff)
+from conformance.tolerance import (Exact, Matmul, Reduction, Rounded, Tolerance,
+                                   once, ulp, unit_roundoff)
 
 DATA_FORMAT = "channels_last"
 _F64 = "float64"
+# Structural combinations every case covers, pairwise (conformance.structure).
+# "stepping" is one dimension because Keras documents strides > 1 and dilation > 1 as
+# incompatible: unit, stride 2 on every axis, unequal strides (2, 1, 3)[:rank] (stride
+# 3 for 1-D ops), dilation 2. Kernel and input sides are odd or even: "same" padding
+# is asymmetric (one more on the right) for an even kernel, or stride 2 with an odd
+# kernel on an even side. channels_first moves x's channels to axis 1 (a row only:
+# free draws stay channels_last, as before).
+CHANNELS = ("channels_last", "channels_first")
+_STRIDES = {"stride_2": (2, 2, 2), "stride_3": (3, 3, 3), "stride_unequal": (2, 1, 3)}
+_MODES = {"unit": "unit", "stride_2": "strided", "stride_3": "strided",
+          "stride_unequal": "strided", "dilation_2": "dilated"}
+
+
+def _window_structure(rank, dilation=True):
+    steps = ("unit", "stride_2", "stride_3" if rank == 1 else "stride_unequal")
+    return {"padding": ("valid", "same"), "stepping": steps + (("dilation_2",) if dilation else ()),
+            "kernel": ("odd", "even"), "side": ("odd", "even"), "data_format": CHANNELS}
 
 
 # -- float64 reference helpers -----------------------------------------------------
@@ -129,19 +146,69 @@ def _geometry(draw, rank, max_side=8, dilation=True, max_kernel=3):
 
     Strides and dilation are never both > 1: Keras documents them as incompatible.
     """
-    kernel = [draw(st.integers(1, max_kernel)) for _ in range(rank)]
-    padding = draw(st.sampled_from(["valid", "same"]))
-    mode = draw(st.sampled_from(["unit", "strided", "dilated"] if dilation else
-                                ["unit", "strided"]))
-    strides = [draw(st.integers(1, 3)) if mode == "strided" else 1 for _ in range(rank)]
-    rates = [draw(st.integers(1, 2)) if mode == "dilated" else 1 for _ in range(rank)]
+    kernel = [draw(structure.narrowed("kernel", st.integers(1, max_kernel),
+                                      _parity(range(2, max_kernel + 1))))
+              for _ in range(rank)]
+    padding = draw(structure.pinned("padding", st.sampled_from(["valid", "same"])))
+    modes = ["unit", "strided", "dilated"] if dilation else ["unit", "strided"]
+    mode = draw(structure.pinned("stepping", st.sampled_from(modes), lambda stepping: (
+        _MODES[stepping] if _MODES[stepping] in modes else structure.UNFIT)))
+    strides = [draw(structure.pinned("stepping", st.integers(1, 3), _stride(i)))
+               if mode == "strided" else 1 for i in range(rank)]
+    rates = [draw(structure.pinned("stepping", st.integers(1, 2), _rate))
+             if mode == "dilated" else 1 for _ in range(rank)]
     spatial = []
     for k, d in zip(kernel, rates):
         least = (k - 1) * d + 1 if padding == "valid" else 1
-        spatial.append(draw(st.sampled_from([n for n in (1, 2, 3, 4, 5, 8)
-                                             if least <= n <= max_side])))
+        sides = [n for n in (1, 2, 3, 4, 5, 8) if least <= n <= max_side]
+        spatial.append(draw(structure.narrowed("side", st.sampled_from(sides), _parity(sides))))
     return {"kernel_size": kernel, "strides": strides, "dilation_rate": rates,
             "padding": padding, "spatial": spatial}
+
+
+def _parity(options):
+    """For structure.narrowed: "odd" / "even" -> a draw among the options of that parity."""
+    return structure.among(list(options), lambda parity, n: n % 2 == (parity == "odd"))
+
+
+def _stride(axis):
+    return lambda stepping: _STRIDES[stepping][axis] if stepping in _STRIDES else structure.UNFIT
+
+
+def _rate(stepping):
+    return 2 if stepping == "dilation_2" else structure.UNFIT
+
+
+def _in_format(draw, example):
+    """x in the data_format a covering row pins: channels_first moves its channels to
+    axis 1 (and says so in the example); free draws stay channels_last."""
+    data_format = draw(structure.pinned("data_format", st.just(DATA_FORMAT)))
+    if data_format != DATA_FORMAT:
+        example["x"] = np.ascontiguousarray(np.moveaxis(example["x"], -1, 1))
+        example["data_format"] = data_format
+    return example
+
+
+def _data_format(example):
+    return example.get("data_format", DATA_FORMAT)
+
+
+def _last(example, key="x"):
+    """`key` in float64, x in channels_last layout (what the references compute on)."""
+    value = _f64(example, key)
+    if key == "x" and _data_format(example) == "channels_first":
+        return np.moveaxis(value, 1, -1)
+    return value
+
+
+def _as_format(example, y):
+    """A channels_last result in the example's data_format."""
+    return np.moveaxis(y, -1, 1) if _data_format(example) == "channels_first" else y
+
+
+def _channels(example):
+    x = example["x"]
+    return x.shape[1] if _data_format(example) == "channels_first" else x.shape[-1]
 
 
 @st.composite
@@ -166,7 +233,7 @@ def _conv_inputs(draw, floatx, rank, kind="conv", max_side=8):
             example["pointwise_kernel"] = draw(S.arrays(
                 floatx, (1,) * rank + (cin * multiplier, cout), -2.0, 2.0))
     example.update(geo)
-    return example
+    return _in_format(draw, example)
 
 
 @st.composite
@@ -179,8 +246,8 @@ def _pool_inputs(draw, floatx, rank, max_side=8):
     x = draw(S.arrays(floatx, (batch, *geo["spatial"], channels), *lo_hi))
     if draw(st.booleans()):
         x = np.round(x).astype(floatx)
-    return {"x": x, "pool_size": geo["kernel_size"], "strides": geo["strides"],
-            "padding": geo["padding"]}
+    return _in_format(draw, {"x": x, "pool_size": geo["kernel_size"],
+                             "strides": geo["strides"], "padding": geo["padding"]})
 
 
 def _generated(floatx, shape, lo, hi, nonzero=False):
@@ -198,7 +265,7 @@ def _generated(floatx, shape, lo, hi, nonzero=False):
 def _k2_spatial(example, arrays, one_d=False):
     """Keras 2 call: positional arrays, then padding / data_format / strides / dilation
     (plain ints for Keras 2's 1-D functions)."""
-    kwargs = {"padding": example["padding"], "data_format": DATA_FORMAT}
+    kwargs = {"padding": example["padding"], "data_format": _data_format(example)}
     for key in ("strides", "dilation_rate"):
         if key in example:
             kwargs[key] = example[key][0] if one_d else example[key]
@@ -206,18 +273,21 @@ def _k2_spatial(example, arrays, one_d=False):
 
 
 def _k3_spatial(fn, arrays, keys=("strides", "padding", "dilation_rate")):
-    return Call(f"keras.ops.{fn}", args=arrays, kwargs={key: key for key in keys},
-                static={"data_format": DATA_FORMAT})
+    def build(example):
+        kwargs = {key: example[key] for key in keys if key in example}
+        kwargs["data_format"] = _data_format(example)
+        return [example[a] for a in arrays], kwargs
+    return Call(f"keras.ops.{fn}", build=build)
 
 
 # -- tolerances ----------------------------------------------------------------------
 def _conv_tolerance(forward, arrays, k_of):
     """Matmul model: S1 = f(|a|, |b|..), S2 = sqrt(f(a^2, b^2..)), k from `k_of`."""
     def terms(example):
-        values = [_f64(example, a) for a in arrays]
+        values = [_last(example, a) for a in arrays]
         s1 = forward(example, *[np.abs(v) for v in values])
         s2 = np.sqrt(forward(example, *[v * v for v in values]))
-        return k_of(example), s1, s2
+        return k_of(example), _as_format(example, s1), _as_format(example, s2)
     return Matmul(terms)
 
 
@@ -252,11 +322,12 @@ def _avg_tolerance():
     """Average = inner product of the window with weights 1/count: S1 = avg|x|,
     S2 = sqrt(avg(x^2) / count) (count = real values in the window), k = window size."""
     def terms(example):
-        x = _f64(example, "x")
+        x = _last(example)
         count = _count(example, np.ones((1,) + x.shape[1:-1] + (1,)))
         s1 = _avg_forward(example, np.abs(x))
         s2 = np.sqrt(_avg_forward(example, x * x) / count)
-        return int(np.prod(example["pool_size"])), s1, s2
+        return (int(np.prod(example["pool_size"])), _as_format(example, s1),
+                _as_format(example, s2))
     return Matmul(terms)
 
 
@@ -299,29 +370,85 @@ class DropoutTolerance(Tolerance):
                  np.concatenate([[zero_allowed], kept_allowed.ravel()]))]
 
 
-class _EpsilonGap(Tolerance):
-    """|f(eps) - f(0)| for L2 normalization: reference minus the unclamped x / ||x||."""
+class _L2Interval(Tolerance):
+    """L2 normalization judged against the interval of results its definitions allow.
 
-    formula = "|f(eps) - f(0)|"
+    Every reading of y = x / N, N = sqrt(max(S', c)), differs only in N: the clamp c
+    (where epsilon goes, and how floatx holds it) and S', the sum of squares as
+    floatx computes it (squares below tiny round to the subnormal grid or flush to
+    zero). N ranges over [N_lo, N_hi], so y lies between x / N_hi and x / N_lo, on
+    x's side of zero. The error is the distance from that interval; the allowance is
+    r = (4 sqrt(n) + 4) u times the nearer end (the sum's and four roundings, as
+    relative errors of the result). Zeros, a flipped sign or a multiple of the result
+    beyond the interval therefore fail whenever x is not zero.
 
-    def allowed(self, example, ref, floatx, index):
-        return np.abs(ref - _unit(_f64(example, "x"), example["axis"]))
+    clamp="norm" (Keras 3 normalize: x / max(||x||, eps); eps also as floatx holds it):
+        c in [eps - h(eps), eps + h(eps)] on the norm, h = half a floatx spacing.
+    clamp="squares" (Keras 2 l2_normalize: Theano sqrt(max(S, eps)), TensorFlow
+        tf.nn.l2_normalize's 1e-12, CNTK and the documented NumPy form none):
+        c in [0, eps + h(eps)] on the sum of squares.
+    Tolerances get no context, so eps is read back from the reference: at the largest
+    |x_k| of a vector, N_ref = |x_k| / |y_k| is max(||x||, eps) (resp. its square root
+    form), and eps is that value when it exceeds ||x||. When it does not, eps <= ||x||
+    and floatx's rounding of it is at most ||x|| + h(||x||) (rounding is monotone).
+    """
 
+    def __init__(self, clamp: str):
+        self.clamp = clamp
+        where = "max(||x||, eps)" if clamp == "norm" else "sqrt(max(S, c)), c in [0, eps]"
+        self.formula = (f"y between x / N_hi and x / N_lo over N = {where} and the sum of "
+                        "squares with underflow; E = (4 sqrt(n) + 4) u |nearer end|")
 
-class _SquaresUnderflow(Tolerance):
-    """Squares below floatx's smallest normal (tiny) lose their relative accuracy: each
-    carries an absolute error up to tiny (flush-to-zero included), so sum x^2 is off by
-    n tiny and y = x / ||x|| by |y| n tiny / (2 sum x^2), at most 2 |y| (no accuracy)."""
+    def bounds(self, x, ref, axis, floatx):
+        """(sign, lo, hi, r): the result lies in sign * [lo, hi], up to r * |end|."""
+        finfo = np.finfo(floatx)
+        u, tiny = unit_roundoff(floatx), float(finfo.tiny)
+        smallest = tiny * float(finfo.eps)  # the smallest positive (subnormal) value
+        n = x.shape[axis]
+        m, s = _scaled_squares(x, axis)  # S = m^2 s; m = s = 1 for a zero vector
+        q = m * np.sqrt(s)
+        ax = np.abs(x)
+        k = np.expand_dims(np.argmax(ax, axis=axis), axis)
+        x_k = np.take_along_axis(ax, k, axis=axis)
+        y_k = np.take_along_axis(np.abs(ref), k, axis=axis)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            n_ref = np.where((x_k > 0) & (y_k > 0), x_k / y_k, q)
+            # in units of m^2 (m^2 itself may underflow float64): S' with squares on
+            # the subnormal grid (each off by <= tiny u; a positive S' is at least the
+            # smallest subnormal) ...
+            slack = n * u * (tiny / m) / m
+            s_hi = s + slack
+            s_lo = np.minimum(s, np.maximum(s - slack, (smallest / m) / m))
+            # ... or with the squares below tiny flushed (FTZ): S' = 0 when all are,
+            # which gives no finite result (judged by the NaN/inf pattern)
+            normal = ax >= np.sqrt(tiny)
+            kept = np.any(normal, axis=axis, keepdims=True)
+            s_flushed = np.sum(np.where(normal, (x / m) ** 2, 0.0), axis=axis, keepdims=True)
+            s_lo = np.where(kept, np.minimum(s_lo, s_flushed), s_lo)
+            if self.clamp == "norm":
+                clamped = n_ref > q * (1 + 1e-12)
+                c_hi = n_ref + ulp(n_ref, floatx) / 2
+                c_lo = np.where(clamped, n_ref - ulp(n_ref, floatx) / 2, 0.0)
+            else:
+                s_ref = n_ref**2
+                c_hi = np.sqrt(s_ref + ulp(s_ref, floatx) / 2)
+                c_lo = 0.0
+            n_lo = np.maximum(m * np.sqrt(s_lo), c_lo)
+            n_hi = np.maximum(m * np.sqrt(s_hi), c_hi)
+            lo, hi = ax / n_hi, ax / n_lo
+        sign = np.where(x < 0, -1.0, 1.0)
+        return sign, lo, hi, (4 * np.sqrt(n) + 4) * u
 
-    formula = "|y| min(n tiny / (2 sum x^2), 2)"
-
-    def allowed(self, example, ref, floatx, index):
-        x, axis = _f64(example, "x"), example["axis"]
-        scale, scaled_squares = _scaled_squares(x, axis)
-        tiny = float(np.finfo(floatx).tiny)
-        with np.errstate(over="ignore", divide="ignore"):
-            relative = x.shape[axis] * (tiny / scale**2) / (2 * scaled_squares)
-        return np.abs(_unit(x, axis)) * np.minimum(relative, 2.0)
+    def errors(self, example, outputs, refs, floatx, memo=None):
+        x, axis, ref = _f64(example, "x"), example["axis"], refs[0]
+        sign, lo, hi, r = once(memo, ("l2-interval", id(ref)),
+                               lambda: self.bounds(x, ref, axis, floatx))
+        with np.errstate(invalid="ignore", over="ignore"):
+            v = sign * outputs[0]
+            below, above = lo - v, v - hi
+            error = np.maximum(np.maximum(below, above), 0.0)
+            end = np.where(below > 0, lo, np.where(above > 0, hi, np.abs(ref)))
+        return [(np.where(np.isnan(v), np.nan, error), r * end)]
 
 
 def _scaled_squares(x, axis):
@@ -354,11 +481,12 @@ def _conv_op(rank, max_side):
     return Op(
         name=f"conv{rank}d", family="nn",
         inputs=lambda fx: _conv_inputs(fx, rank, "conv", max_side),
-        reference=lambda ex, ctx: _conv_forward(ex, _f64(ex, "x"), _f64(ex, "kernel")),
+        reference=lambda ex, ctx: _as_format(ex, _conv_forward(ex, _last(ex), _f64(ex, "kernel"))),
         tolerance=_conv_tolerance(_conv_forward, ["x", "kernel"],
-                                  lambda ex: _window(ex) * ex["x"].shape[-1]),
+                                  lambda ex: _window(ex) * _channels(ex)),
         keras3=_k3_spatial("conv", ("x", "kernel")),
         keras2=Call(f"keras.backend.conv{rank}d", build=k2, params=("kernel",)),
+        structure=_window_structure(rank),
     )
 
 
@@ -371,12 +499,13 @@ def _depthwise_op(rank):
     return Op(
         name=f"depthwise_conv{rank}d", family="nn",
         inputs=lambda fx: _conv_inputs(fx, rank, "depthwise"),
-        reference=lambda ex, ctx: _depthwise_forward(ex, _f64(ex, "x"),
-                                                     _f64(ex, "depthwise_kernel")),
+        reference=lambda ex, ctx: _as_format(ex, _depthwise_forward(
+            ex, _last(ex), _f64(ex, "depthwise_kernel"))),
         tolerance=_conv_tolerance(_depthwise_forward, ["x", "depthwise_kernel"],
                                   lambda ex: _window(ex, "depthwise_kernel")),
         keras3=_k3_spatial("depthwise_conv", ("x", "depthwise_kernel")),
         keras2=k2,
+        structure=_window_structure(rank),
     )
 
 
@@ -385,7 +514,8 @@ def _separable_op(rank):
     return Op(
         name=f"separable_conv{rank}d", family="nn",
         inputs=lambda fx: _conv_inputs(fx, rank, "separable"),
-        reference=lambda ex, ctx: _separable_forward(ex, *[_f64(ex, a) for a in arrays]),
+        reference=lambda ex, ctx: _as_format(ex, _separable_forward(
+            ex, *[_last(ex, a) for a in arrays])),
         # two chained inner products: the window, then the Cin * M pointwise channels
         tolerance=_conv_tolerance(_separable_forward, arrays,
                                   lambda ex: _window(ex, "depthwise_kernel")
@@ -394,14 +524,18 @@ def _separable_op(rank):
         keras2=Call(f"keras.backend.separable_conv{rank}d",
                     build=lambda ex: _k2_spatial(ex, arrays, rank == 1),
                     params=("depthwise_kernel", "pointwise_kernel")),
+        structure=_window_structure(rank),
     )
 
 
 def _transpose_output_shape(example):
-    x, w = example["x"], example["kernel"]
+    """In the example's data_format, as Keras 2 takes it."""
+    x, w = _last(example), example["kernel"]
     rank = x.ndim - 2
     spatial = [transpose_length(n, k, s, example["padding"])
                for n, k, s in zip(x.shape[1:-1], w.shape[:rank], example["strides"])]
+    if _data_format(example) == "channels_first":
+        return [x.shape[0], w.shape[rank], *spatial]
     return [x.shape[0], *spatial, w.shape[rank]]
 
 
@@ -417,12 +551,14 @@ def _transpose_op(rank):
     return Op(
         name=f"conv_transpose{rank}d", family="nn",
         inputs=lambda fx: _conv_inputs(fx, rank, "transpose"),
-        reference=lambda ex, ctx: _transpose_forward(ex, _f64(ex, "x"), _f64(ex, "kernel")),
+        reference=lambda ex, ctx: _as_format(ex, _transpose_forward(ex, _last(ex),
+                                                                     _f64(ex, "kernel"))),
         # each output sums at most window x Cin products
         tolerance=_conv_tolerance(_transpose_forward, ["x", "kernel"],
-                                  lambda ex: _window(ex) * ex["x"].shape[-1]),
+                                  lambda ex: _window(ex) * _channels(ex)),
         keras3=_k3_spatial("conv_transpose", ("x", "kernel"), ("strides", "padding")),
         keras2=k2,
+        structure=_window_structure(rank, dilation=False),
     )
 
 
@@ -430,19 +566,19 @@ def _pool_op(mode, rank, max_side=8):
     k3_name = "max_pool" if mode == "max" else "average_pool"
     k2 = None
     if rank in (2, 3):  # Keras 2 has pool2d / pool3d, no 1-D pooling function
-        k2 = Call(f"keras.backend.pool{rank}d", args=("x",),
-                  kwargs={"pool_size": "pool_size", "strides": "strides",
-                          "padding": "padding"},
-                  static={"data_format": DATA_FORMAT, "pool_mode": mode})
+        k2 = Call(f"keras.backend.pool{rank}d", build=lambda ex: ([ex["x"]], {
+            "pool_size": ex["pool_size"], "strides": ex["strides"], "padding": ex["padding"],
+            "data_format": _data_format(ex), "pool_mode": mode}))
     return Op(
         name=f"{k3_name}{rank}d", family="nn",
         inputs=lambda fx: _pool_inputs(fx, rank, max_side),
-        reference=lambda ex, ctx: pool_ref(_f64(ex, "x"), ex["pool_size"], ex["strides"],
-                                           ex["padding"], mode),
+        reference=lambda ex, ctx: _as_format(ex, pool_ref(
+            _last(ex), ex["pool_size"], ex["strides"], ex["padding"], mode)),
         tolerance=Exact() if mode == "max" else _avg_tolerance(),
         keras3=_k3_spatial(k3_name, ("x",), ("pool_size", "strides", "padding")),
         keras2=k2,
         result="input",
+        structure=_window_structure(rank, dilation=False),
     )
 
 
@@ -450,7 +586,10 @@ def _pool_op(mode, rank, max_side=8):
 @st.composite
 def _bn_inputs(draw, floatx, any_axis=False):
     shape = draw(S.shapes(2, 4, max_side=4))
-    axis = draw(st.integers(0, len(shape) - 1)) if any_axis else len(shape) - 1
+    n = len(shape)
+    axis = draw(structure.pinned("axis", st.integers(0, n - 1), lambda symbol: (
+        structure.resolve_axis(symbol, n, allow_none=False, negative=False)))) \
+        if any_axis else n - 1
     channels = (shape[axis],)
     return {
         "x": draw(S.arrays(floatx, shape, -10.0, 10.0)),
@@ -519,6 +658,8 @@ def _bn_op(any_axis):
                     args=("x", "mean", "variance", "axis", "offset", "scale"),
                     kwargs={"epsilon": "epsilon"}),
         keras2=k2,
+        structure={"rank": (2, 3, 4), "axis": ("first", 1, "last")} if any_axis else
+        {"rank": (2, 3, 4)},
     )
 
 
@@ -526,9 +667,15 @@ def _bn_op(any_axis):
 @st.composite
 def _moments_inputs(draw, floatx):
     shape = draw(S.shapes(1, 4, max_side=5))
-    axes = sorted(draw(st.sets(st.integers(0, len(shape) - 1), min_size=1)))
+    n = len(shape)
+    axes = sorted(draw(structure.pinned("axes", st.sets(st.integers(0, n - 1), min_size=1),
+                                        lambda kind: _MOMENT_AXES[kind](n))))
     return {"x": draw(S.arrays(floatx, shape, -10.0, 10.0)), "axes": axes,
-            "keepdims": draw(st.booleans())}
+            "keepdims": draw(structure.pinned("keepdims", st.booleans()))}
+
+
+_MOMENT_AXES = {"first": lambda n: [0], "last": lambda n: [n - 1],
+                "all": lambda n: list(range(n))}
 
 
 def _moments_ref(example, ctx):
@@ -573,36 +720,31 @@ def _normalize_ref(example, ctx):
 
 def _l2_normalize_ref(example, ctx):
     """Keras 2: x / sqrt(max(sum x^2, epsilon)) (theano_backend, the one Keras 2 backend
-    that uses K.epsilon(); TF uses 1e-12 and CNTK nothing: the epsilon gap covers both)."""
+    that uses K.epsilon(); TF uses 1e-12, CNTK and the docstring's NumPy form nothing:
+    `_L2Interval(clamp="squares")` accepts every clamp in [0, epsilon])."""
     x = _f64(example, "x")
     return x / np.maximum(_norm(x, example["axis"]), np.sqrt(ctx.epsilon))
 
 
-def _normalize_op(name, reference, call, flavor):
+def _normalize_op(name, reference, call, flavor, clamp):
     return Op(
         name=name, family="nn",
         inputs=_normalize_inputs,
         reference=reference,
-        # sum of squares (Reduction), sqrt / reciprocal / product (3 roundings), squares
-        # that underflow, and the gap between clamping with epsilon and not clamping
-        tolerance=Sum(Reduction(_normalize_terms), Rounded(3), _SquaresUnderflow(),
-                      _EpsilonGap()),
+        # the interval of results the definitions allow (epsilon's placement, squares
+        # that underflow), plus the sum's and four roundings (square, sqrt, reciprocal, product)
+        tolerance=_L2Interval(clamp),
         keras3=call if flavor == "keras3" else None,
         keras2=call if flavor == "keras2" else None,
     )
-
-
-def _normalize_terms(example, index):
-    """Sum of n squares (all terms >= 0) has relative error ~ sqrt(n) u: scale |y|."""
-    x = _f64(example, "x")
-    return x.shape[example["axis"]], np.abs(_unit(x, example["axis"]))
 
 
 # bias_add -----------------------------------------------------------------------------
 @st.composite
 def _bias_inputs(draw, floatx):
     shape = draw(S.shapes(2, 5, max_side=4))
-    full = draw(st.booleans()) and len(shape) > 2  # bias of x.shape[1:] is also allowed
+    full = draw(structure.pinned("bias", st.booleans(), lambda kind: kind == "full")) \
+        and len(shape) > 2  # bias of x.shape[1:] is also allowed
     bias_shape = tuple(shape[1:]) if full else (shape[-1],)
     return {"x": draw(S.arrays(floatx, shape, -100.0, 100.0)),
             "bias": draw(S.arrays(floatx, bias_shape, -100.0, 100.0))}
@@ -646,15 +788,17 @@ OPS = [
         keras3=Call("keras.ops.moments", args=("x",),
                     kwargs={"axes": "axes", "keepdims": "keepdims"}),
         keras2=None,  # Keras 2's backend has mean and var, but no moments function
+        structure={"rank": (1, 2, 3, 4), "axes": ("first", "last", "all"),
+                   "keepdims": (False, True)},
     ),
     # Two formulas, so two ops: Keras 3 clamps the norm at epsilon, Keras 2 the squared
     # norm (a 3000x wider clamp at epsilon = 1e-7).
     _normalize_op("normalize", _normalize_ref, flavor="keras3",
                   call=Call("keras.ops.normalize", args=("x",), kwargs={"axis": "axis"},
-                            static={"order": 2})),
+                            static={"order": 2}), clamp="norm"),
     _normalize_op("l2_normalize", _l2_normalize_ref, flavor="keras2",
                   call=Call("keras.backend.l2_normalize", args=("x",),
-                            kwargs={"axis": "axis"})),
+                            kwargs={"axis": "axis"}), clamp="squares"),
     # -- bias and dropout -----------------------------------------------------------------
     Op(
         name="bias_add", family="nn",
@@ -664,6 +808,7 @@ OPS = [
         keras3=None,  # Keras 3 has no bias_add op (layers use keras.ops.add)
         keras2=Call("keras.backend.bias_add", args=("x", "bias"),
                     static={"data_format": DATA_FORMAT}, params=("bias",)),
+        structure={"rank": (2, 3, 4, 5), "bias": ("channels", "full")},
     ),
     Op(
         name="dropout", family="nn",

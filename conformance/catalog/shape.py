@@ -14,12 +14,21 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from conformance import strategies as S
+from conformance import strategies as S, structure
 from conformance.catalog import Call, Op, keras2, keras3
 from conformance.tolerance import Exact
 
 EXACT = Exact()
 INDEX_DTYPES = ("int32", "int64")
+# Structural combinations every case covers, pairwise (conformance.structure). Axes
+# are symbolic ("first", "last", "neg_first", "neg_last", "none", "multi"), resolved
+# against the rank drawn; an axis of the output (expand_dims, stack) against its rank.
+AXES = ("first", "last", "neg_first", "neg_last")
+AXIS_STRUCTURE = {"rank": (1, 2, 3), "axis": AXES}
+RANK_STRUCTURE = {"rank": (0, 1, 2, 3)}
+CAST_STRUCTURE = {"rank": (0, 1, 2)}
+TRIANGLE_STRUCTURE = {"rank": (2, 3), "k": ("zero", "positive", "negative")}
+TOP_K_STRUCTURE = {"rank": (1, 2), "k": ("one", "all")}
 
 
 def _op(name, inputs, reference, k3=None, k2=None, result="input", **options):
@@ -46,12 +55,36 @@ def _payload(floatx, shape):
     return S.arrays(floatx, shape, -100.0, 100.0)
 
 
+def _axis(n, name="axis"):
+    """An int axis in [-n, n) (a covering row may pin it)."""
+    return structure.pinned(name, st.integers(-n, n - 1), lambda symbol: structure.resolve_axis(
+        symbol, n, allow_none=False))
+
+
+def _offset(name, strategy, low, high):
+    """A diagonal offset in [low, high]: "zero", "positive" (1) or "negative" (-1)
+    where that lies in the range."""
+    def resolve(sign):
+        value = {"zero": 0, "positive": 1, "negative": -1}[sign]
+        return value if low <= value <= high else structure.UNFIT
+    return structure.pinned(name, strategy, resolve)
+
+
+def _index_shapes(max_dims=2, max_side=4):
+    """Index shapes: their rank pinned by the row's "index_rank", not by "rank"."""
+    return structure.renamed(lambda: S.shapes(0, max_dims, max_side=max_side), rank="index_rank")
+
+
+def _index_dtype():
+    return structure.pinned("index_dtype", st.sampled_from(INDEX_DTYPES))
+
+
 @st.composite
 def _x_axis(draw, floatx, min_dims=1, max_dims=3, extra_axis=0):
     """{"x", "axis"}: an int axis in [-(ndim + extra), ndim + extra)."""
     shape = draw(S.shapes(min_dims, max_dims))
     n = len(shape) + extra_axis
-    return {"x": draw(_payload(floatx, shape)), "axis": draw(st.integers(-n, n - 1))}
+    return {"x": draw(_payload(floatx, shape)), "axis": draw(_axis(n))}
 
 
 def _prime_factors(n):
@@ -69,11 +102,13 @@ def _reshape(draw, floatx):
     """A new shape with the same size: factors redistributed, 1s added, maybe one -1."""
     shape = draw(S.shapes(0, 4))
     factors = _prime_factors(int(np.prod(shape, dtype=int)))
-    rank = draw(st.integers(1 if factors else 0, 4))
+    low = 1 if factors else 0
+    rank = draw(structure.pinned("new_rank", st.integers(low, 4),
+                                 structure.resolve_within(low, 4)))
     newshape = [1] * rank
     for f in factors:
         newshape[draw(st.integers(0, rank - 1))] *= f
-    if rank and draw(st.booleans()):
+    if rank and draw(structure.pinned("infer", st.booleans())):
         newshape[draw(st.integers(0, rank - 1))] = -1
     return {"x": draw(_payload(floatx, shape)), "newshape": newshape}
 
@@ -81,8 +116,15 @@ def _reshape(draw, floatx):
 @st.composite
 def _transpose(draw, floatx):
     shape = draw(S.shapes(1, 4))
-    axes = draw(st.none() | st.permutations(range(len(shape))).map(list))
+    n = len(shape)
+    axes = draw(structure.pinned("axes", st.none() | st.permutations(range(n)).map(list),
+                                 lambda kind: _PERMUTATIONS[kind](n)))
     return {"x": draw(_payload(floatx, shape)), "axes": axes}
+
+
+_PERMUTATIONS = {"none": lambda n: None, "identity": lambda n: list(range(n)),
+                 "reversed": lambda n: list(range(n))[::-1],
+                 "rotate": lambda n: list(range(1, n)) + [0]}
 
 
 def _k2_pattern(ex):
@@ -95,9 +137,9 @@ def _k2_pattern(ex):
 def _joined(draw, floatx, stack):
     """2-3 arrays: same shape (stack), or differing only along `axis` (concatenate)."""
     shape = list(draw(S.shapes(1, 3)))
-    count = draw(st.integers(2, 3))
+    count = draw(structure.pinned("inputs", st.integers(2, 3), structure.resolve_within(2, 3)))
     n = len(shape) + (1 if stack else 0)
-    axis = draw(st.integers(-n, n - 1))
+    axis = draw(_axis(n))
     example = {}
     for i in range(count):
         part = list(shape)
@@ -119,16 +161,23 @@ def _joined_call(fn):
 @st.composite
 def _squeeze(draw, floatx):
     shape = list(draw(S.shapes(1, 4)))
-    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    axis = draw(_axis(len(shape)))
     shape[axis] = 1
     return {"x": draw(_payload(floatx, tuple(shape))), "axis": axis}
+
+
+def _full_reps(ex) -> list:
+    """tile's repeats as long as x's rank (leading 1s), as Keras 2 documents n."""
+    reps = list(np.atleast_1d(ex["repeats"]).tolist())
+    return [1] * (ex["x"].ndim - len(reps)) + reps
 
 
 @st.composite
 def _tile(draw, floatx):
     shape = draw(S.shapes(1, 3, max_side=4))
-    # Keras 2 accepts len(repeats) <= ndim (padded with leading 1s, as NumPy does).
-    length = draw(st.integers(1, len(shape)))
+    # Keras 3 takes fewer repeats than axes (leading 1s, as NumPy); see _full_reps.
+    length = draw(structure.pinned("reps", st.integers(1, len(shape)),
+                                   lambda kind: 1 if kind == "one" else len(shape)))
     repeats = draw(st.lists(st.integers(1, 3), min_size=length, max_size=length))
     return {"x": draw(_payload(floatx, shape)), "repeats": repeats}
 
@@ -136,7 +185,7 @@ def _tile(draw, floatx):
 @st.composite
 def _repeat(draw, floatx):
     example = draw(_x_axis(floatx))
-    example["repeats"] = draw(st.integers(1, 3))
+    example["repeats"] = draw(structure.pinned("repeats", st.integers(1, 3)))
     return example
 
 
@@ -145,10 +194,11 @@ def _take(draw, floatx, axis_none=True):
     """{"x", "indices", "axis"}: valid (non-negative) indices along axis (None: flat)."""
     shape = draw(S.shapes(1, 3))
     options = list(range(-len(shape), len(shape)))
-    axis = draw(st.sampled_from(([None] if axis_none else []) + options))
+    axis = draw(structure.pinned(
+        "axis", st.sampled_from(([None] if axis_none else []) + options),
+        lambda symbol: structure.resolve_axis(symbol, len(shape), allow_none=axis_none)))
     size = int(np.prod(shape)) if axis is None else shape[axis]
-    indices = draw(S.int_arrays(S.shapes(0, 2, max_side=4), 0, size - 1,
-                                dtype=draw(st.sampled_from(INDEX_DTYPES))))
+    indices = draw(S.int_arrays(_index_shapes(), 0, size - 1, dtype=draw(_index_dtype())))
     return {"x": draw(_payload(floatx, shape)), "indices": indices, "axis": axis}
 
 
@@ -156,19 +206,18 @@ def _take(draw, floatx, axis_none=True):
 def _gather(draw, floatx):
     """Keras 2 K.gather: rows of `reference` along axis 0."""
     shape = draw(S.shapes(1, 3))
-    indices = draw(S.int_arrays(S.shapes(0, 2, max_side=4), 0, shape[0] - 1,
-                                dtype=draw(st.sampled_from(INDEX_DTYPES))))
+    indices = draw(S.int_arrays(_index_shapes(), 0, shape[0] - 1, dtype=draw(_index_dtype())))
     return {"x": draw(_payload(floatx, shape)), "indices": indices}
 
 
 @st.composite
 def _take_along_axis(draw, floatx):
     shape = draw(S.shapes(1, 3))
-    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    axis = draw(_axis(len(shape)))
     index_shape = list(shape)
     index_shape[axis] = draw(S.side(4))
     indices = draw(S.int_arrays(tuple(index_shape), 0, shape[axis] - 1,
-                                dtype=draw(st.sampled_from(INDEX_DTYPES))))
+                                dtype=draw(_index_dtype())))
     return {"x": draw(_payload(floatx, shape)), "indices": indices, "axis": axis}
 
 
@@ -188,8 +237,18 @@ def _widths(draw, count):
 def _pad(draw, floatx):
     shape = draw(S.shapes(1, 3, max_side=4))
     value = draw(st.none() | S.floats(floatx, -100.0, 100.0))
-    return {"x": draw(_payload(floatx, shape)), "pad_width": _widths(draw, len(shape)),
-            "constant_values": value}
+    example = {"x": draw(_payload(floatx, shape)), "pad_width": _widths(draw, len(shape)),
+               "constant_values": value}
+    # Only a covering row picks another mode (the modes every Keras 3 backend has):
+    # widths then shrink to what the mode allows, and no constant value goes with it.
+    mode = draw(structure.pinned("mode", st.just("constant")))
+    if mode != "constant":
+        most = {"reflect": -1, "symmetric": 0}[mode]  # width < side, width <= side
+        example["pad_width"] = [[min(w, side + most) for w in pair]
+                                for pair, side in zip(example["pad_width"], shape)]
+        example["constant_values"] = None
+        example["mode"] = mode
+    return example
 
 
 @st.composite
@@ -198,22 +257,36 @@ def _padding(draw, floatx, spatial_dims):
     shape = draw(S.shapes(spatial_dims + 2, spatial_dims + 2, max_side=4))
     widths = _widths(draw, spatial_dims)
     # temporal_padding takes one (before, after) pair, spatial_2d_padding a pair per axis
-    return {"x": draw(_payload(floatx, shape)),
-            "padding": widths[0] if spatial_dims == 1 else widths}
+    example = {"x": draw(_payload(floatx, shape)),
+               "padding": widths[0] if spatial_dims == 1 else widths}
+    if spatial_dims == 2:  # only a covering row reads the array as channels_first
+        data_format = draw(structure.pinned("data_format", st.just("channels_last")))
+        if data_format != "channels_last":
+            example["data_format"] = data_format
+    return example
 
 
-def _full_pad_width(padding):
-    """NumPy pad widths for (batch, *spatial, channels) from Keras 2's padding."""
+def _full_pad_width(padding, data_format="channels_last"):
+    """NumPy pad widths for (batch, *spatial, channels) from Keras 2's padding
+    ((batch, channels, *spatial) for channels_first)."""
     pairs = [padding] if isinstance(padding[0], int) else padding
+    if data_format == "channels_first":
+        return [[0, 0], [0, 0]] + [list(p) for p in pairs]
     return [[0, 0]] + [list(p) for p in pairs] + [[0, 0]]
+
+
+def _example_pad_width(ex):
+    return _full_pad_width(ex["padding"], ex.get("data_format", "channels_last"))
 
 
 @st.composite
 def _flip(draw, floatx):
     shape = draw(S.shapes(1, 3))
     n = len(shape)
-    axis = draw(st.none() | st.integers(-n, n - 1)
-                | st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
+    axis = draw(structure.pinned(
+        "axis", st.none() | st.integers(-n, n - 1)
+        | st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True),
+        lambda symbol: structure.resolve_axis(symbol, n, multi=True)))
     return {"x": draw(_payload(floatx, shape)), "axis": axis}
 
 
@@ -226,17 +299,21 @@ def _k2_axes(ex):
 def _roll(draw, floatx):
     shape = draw(S.shapes(1, 3))
     n = len(shape)
-    if draw(st.booleans()):
-        axis, shift = draw(st.none() | st.integers(-n, n - 1)), draw(st.integers(-10, 10))
+    if draw(structure.pinned("axis", st.booleans(), lambda symbol: symbol != "multi")):
+        axis = draw(structure.pinned("axis", st.none() | st.integers(-n, n - 1),
+                                     lambda symbol: structure.resolve_axis(symbol, n)))
+        shift = draw(st.integers(-10, 10))
     else:  # a shift per axis
-        axis = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
+        axis = draw(structure.pinned(
+            "axis", st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True),
+            lambda symbol: structure.resolve_axis(symbol, n, multi=True)))
         shift = draw(st.lists(st.integers(-10, 10), min_size=len(axis), max_size=len(axis)))
     return {"x": draw(_payload(floatx, shape)), "shift": shift, "axis": axis}
 
 
 @st.composite
 def _one_hot(draw, floatx):
-    num_classes = draw(st.integers(1, 6))
+    num_classes = draw(structure.pinned("num_classes", st.integers(1, 6)))
     dtype = draw(st.sampled_from(INDEX_DTYPES))
     return {"x": draw(S.int_arrays(S.shapes(0, 2, max_side=4), 0, num_classes - 1, dtype)),
             "num_classes": num_classes}
@@ -261,7 +338,8 @@ def _clip(draw, floatx):
 @st.composite
 def _broadcast_to(draw, floatx):
     target = draw(S.shapes(1, 4, max_side=4))
-    rank = draw(st.integers(0, len(target)))
+    rank = draw(structure.pinned("x_rank", st.integers(0, len(target)), lambda kind: {
+        "scalar": 0, "fewer": len(target) - 1, "full": len(target)}[kind]))
     shape = tuple(draw(st.sampled_from([1, s])) for s in target[len(target) - rank:])
     return {"x": draw(_payload(floatx, shape)), "shape": list(target)}
 
@@ -269,7 +347,7 @@ def _broadcast_to(draw, floatx):
 @st.composite
 def _with_k(draw, floatx, min_dims=2, max_dims=3):
     shape = draw(S.shapes(min_dims, max_dims))
-    return {"x": draw(_payload(floatx, shape)), "k": draw(st.integers(-3, 3))}
+    return {"x": draw(_payload(floatx, shape)), "k": draw(_offset("k", st.integers(-3, 3), -3, 3))}
 
 
 @st.composite
@@ -277,9 +355,10 @@ def _diag(draw, floatx):
     """1-D input builds a matrix; 2-D input extracts a (non-empty) diagonal."""
     shape = draw(S.shapes(1, 2))
     if len(shape) == 1:
-        k = draw(st.integers(-3, 3))
+        k = draw(_offset("k", st.integers(-3, 3), -3, 3))
     else:
-        k = draw(st.integers(1 - shape[0], shape[1] - 1))
+        low, high = 1 - shape[0], shape[1] - 1
+        k = draw(_offset("k", st.integers(low, high), low, high))
     return {"x": draw(_payload(floatx, shape)), "k": k}
 
 
@@ -288,7 +367,8 @@ def _diagonal(draw, floatx):
     shape = draw(S.shapes(2, 3))
     n = len(shape)
     axis1, axis2 = draw(st.permutations(range(n)))[:2]
-    offset = draw(st.integers(1 - shape[axis1], shape[axis2] - 1))
+    low, high = 1 - shape[axis1], shape[axis2] - 1
+    offset = draw(_offset("offset", st.integers(low, high), low, high))
     return {"x": draw(_payload(floatx, shape)), "offset": offset,
             "axis1": axis1 - draw(st.sampled_from([0, n])), "axis2": axis2}
 
@@ -298,15 +378,15 @@ def _two_axes(draw, floatx, names):
     shape = draw(S.shapes(1, 4))
     n = len(shape)
     return {"x": draw(_payload(floatx, shape)),
-            names[0]: draw(st.integers(-n, n - 1)), names[1]: draw(st.integers(-n, n - 1))}
+            names[0]: draw(_axis(n, names[0])), names[1]: draw(_axis(n, names[1]))}
 
 
 @st.composite
 def _split(draw, floatx):
     shape = draw(S.shapes(1, 3, max_side=8))
-    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    axis = draw(_axis(len(shape)))
     size = shape[axis]
-    if draw(st.booleans()):
+    if draw(structure.pinned("sections", st.booleans(), lambda kind: kind == "count")):
         sections = draw(st.sampled_from([d for d in range(1, size + 1) if size % d == 0]))
     else:  # sorted split points, possibly repeated or at the ends (empty pieces)
         sections = sorted(draw(st.lists(st.integers(0, size), min_size=1, max_size=3)))
@@ -393,14 +473,16 @@ def _sortable(draw, floatx, ties, max_dims=3):
     else:
         x = draw(hnp.arrays(floatx, shape, unique=True,
                               elements=S.floats(floatx, -100.0, 100.0)))
-    return {"x": x, "axis": draw(st.integers(-len(shape), len(shape) - 1))}
+    return {"x": x, "axis": draw(_axis(len(shape)))}
 
 
 @st.composite
 def _top_k(draw, floatx, ties):
     example = draw(_sortable(floatx, ties, max_dims=2))
     del example["axis"]  # top_k works on the last axis
-    example["k"] = draw(st.integers(1, example["x"].shape[-1]))
+    last = example["x"].shape[-1]
+    example["k"] = draw(structure.pinned("k", st.integers(1, last),
+                                         lambda kind: 1 if kind == "one" else last))
     return example
 
 
@@ -411,7 +493,8 @@ def _in_top_k(draw, floatx):
                                  S.arrays(floatx, (batch, classes), 0.0, 1.0)))
     return {"predictions": predictions,
             "targets": draw(S.int_arrays((batch,), 0, classes - 1)),
-            "k": draw(st.integers(1, classes))}
+            "k": draw(structure.pinned("k", st.integers(1, classes),
+                                       lambda kind: 1 if kind == "one" else classes))}
 
 
 # -- references ---------------------------------------------------------------------
@@ -444,6 +527,9 @@ def _split_ref(ex):
 
 
 def _pad_ref(ex):
+    mode = ex.get("mode", "constant")
+    if mode != "constant":
+        return np.pad(ex["x"], ex["pad_width"], mode=mode)
     value = ex["constant_values"]
     return np.pad(ex["x"], ex["pad_width"], constant_values=0 if value is None else value)
 
@@ -451,95 +537,125 @@ def _pad_ref(ex):
 OPS = [
     # -- layout: reshape and permute ----------------------------------------------
     _op("reshape", _reshape, lambda ex: np.reshape(ex["x"], ex["newshape"]),
-        keras3("reshape", "x", newshape="newshape"), keras2("reshape", "x", shape="newshape")),
+        keras3("reshape", "x", newshape="newshape"), keras2("reshape", "x", shape="newshape"),
+        structure={"rank": (0, 1, 2, 4), "new_rank": (1, 2, 4), "infer": (False, True)}),
     _op("transpose", _transpose, lambda ex: np.transpose(ex["x"], ex["axes"]),
-        keras3("transpose", "x", axes="axes"), _build("keras.backend.permute_dimensions", _k2_pattern)),
+        keras3("transpose", "x", axes="axes"), _build("keras.backend.permute_dimensions", _k2_pattern),
+        structure={"rank": (1, 2, 3, 4), "axes": ("none", "identity", "rotate")}),
     _op("swapaxes", lambda fx: _two_axes(fx, ("axis1", "axis2")),
         lambda ex: np.swapaxes(ex["x"], ex["axis1"], ex["axis2"]),
-        keras3("swapaxes", "x", axis1="axis1", axis2="axis2")),
+        keras3("swapaxes", "x", axis1="axis1", axis2="axis2"),
+        structure={"rank": (1, 2, 4), "axis1": AXES, "axis2": ("first", "neg_first", "neg_last")}),
     _op("moveaxis", lambda fx: _two_axes(fx, ("source", "destination")),
         lambda ex: np.moveaxis(ex["x"], ex["source"], ex["destination"]),
-        keras3("moveaxis", "x", source="source", destination="destination")),
+        keras3("moveaxis", "x", source="source", destination="destination"),
+        structure={"rank": (1, 2, 4), "source": AXES,
+                   "destination": ("first", "neg_first", "neg_last")}),
     _op("ravel", lambda fx: S.unary(fx, -100.0, 100.0, min_dims=0, max_dims=4),
-        lambda ex: np.ravel(ex["x"]), keras3("ravel", "x"), keras2("flatten", "x")),
+        lambda ex: np.ravel(ex["x"]), keras3("ravel", "x"), keras2("flatten", "x"),
+        structure={"rank": (0, 1, 2, 3, 4)}),
     # Keras 2 K.batch_flatten has no keras.ops name; Keras 3 spells it as a reshape.
     _op("batch_flatten", lambda fx: S.unary(fx, -100.0, 100.0, min_dims=2, max_dims=4),
         lambda ex: ex["x"].reshape(ex["x"].shape[0], -1),
         _build("keras.ops.reshape", lambda ex: ([ex["x"]], {"newshape": [ex["x"].shape[0], -1]})),
-        keras2("batch_flatten", "x")),
+        keras2("batch_flatten", "x"), structure={"rank": (2, 3, 4)}),
     _op("expand_dims", lambda fx: _x_axis(fx, 0, 3, extra_axis=1),
         lambda ex: np.expand_dims(ex["x"], ex["axis"]),
-        keras3("expand_dims", "x", axis="axis"), keras2("expand_dims", "x", axis="axis")),
+        keras3("expand_dims", "x", axis="axis"), keras2("expand_dims", "x", axis="axis"),
+        structure={"rank": (0, 1, 3), "axis": AXES}),
     _op("squeeze", _squeeze, lambda ex: np.squeeze(ex["x"], ex["axis"]),
-        keras3("squeeze", "x", axis="axis"), keras2("squeeze", "x", axis="axis")),
+        keras3("squeeze", "x", axis="axis"), keras2("squeeze", "x", axis="axis"),
+        structure={"rank": (1, 2, 4), "axis": AXES}),
     _op("broadcast_to", _broadcast_to, lambda ex: np.broadcast_to(ex["x"], ex["shape"]),
-        keras3("broadcast_to", "x", shape="shape")),
+        keras3("broadcast_to", "x", shape="shape"),
+        structure={"rank": (1, 2, 4), "x_rank": ("scalar", "fewer", "full")}),
     # -- joining, splitting, repeating ----------------------------------------------
     _op("concatenate", lambda fx: _joined(fx, stack=False),
         lambda ex: np.concatenate(_parts(ex), axis=ex["axis"]),
-        _joined_call("keras.ops.concatenate"), _joined_call("keras.backend.concatenate")),
+        _joined_call("keras.ops.concatenate"), _joined_call("keras.backend.concatenate"),
+        structure={**AXIS_STRUCTURE, "inputs": (2, 3)}),
     _op("stack", lambda fx: _joined(fx, stack=True),
         lambda ex: np.stack(_parts(ex), axis=ex["axis"]),
-        _joined_call("keras.ops.stack"), _joined_call("keras.backend.stack")),
+        _joined_call("keras.ops.stack"), _joined_call("keras.backend.stack"),
+        structure={**AXIS_STRUCTURE, "inputs": (2, 3)}),
     _op("split", _split, _split_ref,
-        keras3("split", "x", indices_or_sections="indices_or_sections", axis="axis")),
+        keras3("split", "x", indices_or_sections="indices_or_sections", axis="axis"),
+        structure={**AXIS_STRUCTURE, "sections": ("count", "points")}),
     _op("tile", _tile, lambda ex: np.tile(ex["x"], ex["repeats"]),
-        keras3("tile", "x", repeats="repeats"), keras2("tile", "x", n="repeats")),
+        keras3("tile", "x", repeats="repeats"),
+        # Keras 2 documents n as long as x's rank (2.3.1 pads a shorter one, tf_keras
+        # does not): users pass it that long, leading 1s where numpy would add them
+        Call("keras.backend.tile", build=lambda ex: ([ex["x"]], {"n": _full_reps(ex)})),
+        structure={"rank": (1, 2, 3), "reps": ("one", "full")}),
     _op("repeat", _repeat, lambda ex: np.repeat(ex["x"], ex["repeats"], axis=ex["axis"]),
         keras3("repeat", "x", repeats="repeats", axis="axis"),
-        keras2("repeat_elements", "x", rep="repeats", axis="axis")),
+        keras2("repeat_elements", "x", rep="repeats", axis="axis"),
+        structure={**AXIS_STRUCTURE, "repeats": (1, 2, 3)}),
     # -- indexing ---------------------------------------------------------------------
-    _op("take", _take, _take_ref, keras3("take", "x", "indices", axis="axis")),
+    _op("take", _take, _take_ref, keras3("take", "x", "indices", axis="axis"),
+        structure={"rank": (1, 2, 3), "axis": ("none",) + AXES, "index_rank": (0, 1, 2)}),
     # K.gather(reference, indices) takes along axis 0.
     _op("gather", _gather, lambda ex: np.take(ex["x"], ex["indices"], axis=0),
         Call("keras.ops.take", args=("x", "indices"), static={"axis": 0}),
-        keras2("gather", "x", "indices")),
+        Call("keras.backend.gather", args=("x", "indices"), params=("x",)),
+        structure={"rank": (1, 2, 3), "index_rank": (0, 1, 2), "index_dtype": INDEX_DTYPES}),
     _op("take_along_axis", _take_along_axis,
         lambda ex: np.take_along_axis(ex["x"], ex["indices"], axis=ex["axis"]),
-        keras3("take_along_axis", "x", "indices", axis="axis")),
+        keras3("take_along_axis", "x", "indices", axis="axis"),
+        structure={**AXIS_STRUCTURE, "index_dtype": INDEX_DTYPES}),
     _op("slice", _slice,
         lambda ex: ex["x"][tuple(slice(b, b + s) for b, s in zip(ex["start"], ex["size"]))],
         keras3("slice", "x", start_indices="start", shape="size"),
-        keras2("slice", "x", start="start", size="size")),
-    _op("diag", _diag, lambda ex: np.diag(ex["x"], ex["k"]), keras3("diag", "x", k="k")),
+        keras2("slice", "x", start="start", size="size"), structure={"rank": (1, 2, 3, 4)}),
+    _op("diag", _diag, lambda ex: np.diag(ex["x"], ex["k"]), keras3("diag", "x", k="k"),
+        structure={"rank": (1, 2), "k": ("zero", "positive", "negative")}),
     _op("diagonal", _diagonal,
         lambda ex: np.diagonal(ex["x"], ex["offset"], ex["axis1"], ex["axis2"]),
-        keras3("diagonal", "x", offset="offset", axis1="axis1", axis2="axis2")),
-    _op("tril", _with_k, lambda ex: np.tril(ex["x"], ex["k"]), keras3("tril", "x", k="k")),
-    _op("triu", _with_k, lambda ex: np.triu(ex["x"], ex["k"]), keras3("triu", "x", k="k")),
+        keras3("diagonal", "x", offset="offset", axis1="axis1", axis2="axis2"),
+        structure={"rank": (2, 3), "offset": ("zero", "positive", "negative")}),
+    _op("tril", _with_k, lambda ex: np.tril(ex["x"], ex["k"]), keras3("tril", "x", k="k"),
+        structure=TRIANGLE_STRUCTURE),
+    _op("triu", _with_k, lambda ex: np.triu(ex["x"], ex["k"]), keras3("triu", "x", k="k"),
+        structure=TRIANGLE_STRUCTURE),
     _op("where", _where, lambda ex: np.where(ex["condition"], ex["x1"], ex["x2"]),
-        keras3("where", "condition", "x1", "x2"), keras2("switch", "condition", "x1", "x2")),
+        keras3("where", "condition", "x1", "x2"), keras2("switch", "condition", "x1", "x2"),
+        structure=RANK_STRUCTURE),
     _op("one_hot", _one_hot,
         lambda ex: np.eye(ex["num_classes"])[ex["x"]],
         keras3("one_hot", "x", num_classes="num_classes"),
         keras2("one_hot", "x", num_classes="num_classes"), result="floatx",
+        structure={"rank": (0, 1, 2), "num_classes": (1, 6)},
         notes="Keras 3 documents floatx as the default dtype; Keras 2 documents none"),
     # -- padding, flipping, rolling ------------------------------------------------------
     _op("pad", _pad, _pad_ref,
-        keras3("pad", "x", pad_width="pad_width", constant_values="constant_values")),
+        keras3("pad", "x", pad_width="pad_width", constant_values="constant_values", mode="mode"),
+        structure={"rank": (1, 2, 3), "mode": ("constant", "reflect", "symmetric")}),
     _op("temporal_padding", lambda fx: _padding(fx, 1),
         lambda ex: np.pad(ex["x"], _full_pad_width(ex["padding"])),
         _build("keras.ops.pad", lambda ex: ([ex["x"]], {"pad_width": _full_pad_width(ex["padding"])})),
         keras2("temporal_padding", "x", padding="padding")),
     _op("spatial_2d_padding", lambda fx: _padding(fx, 2),
-        lambda ex: np.pad(ex["x"], _full_pad_width(ex["padding"])),
-        _build("keras.ops.pad", lambda ex: ([ex["x"]], {"pad_width": _full_pad_width(ex["padding"])})),
-        Call("keras.backend.spatial_2d_padding", args=("x",), kwargs={"padding": "padding"},
-             static={"data_format": "channels_last"})),
+        lambda ex: np.pad(ex["x"], _example_pad_width(ex)),
+        _build("keras.ops.pad", lambda ex: ([ex["x"]], {"pad_width": _example_pad_width(ex)})),
+        _build("keras.backend.spatial_2d_padding", lambda ex: ([ex["x"]], {
+            "padding": ex["padding"], "data_format": ex.get("data_format", "channels_last")})),
+        structure={"data_format": ("channels_last", "channels_first")}),
     _op("flip", _flip, lambda ex: np.flip(ex["x"], ex["axis"]),
-        keras3("flip", "x", axis="axis"), _build("keras.backend.reverse", _k2_axes)),
+        keras3("flip", "x", axis="axis"), _build("keras.backend.reverse", _k2_axes),
+        structure={"rank": (1, 2, 3), "axis": ("none", "first", "neg_first", "neg_last", "multi")}),
     _op("roll", _roll, lambda ex: np.roll(ex["x"], ex["shift"], ex["axis"]),
-        keras3("roll", "x", shift="shift", axis="axis")),
+        keras3("roll", "x", shift="shift", axis="axis"),
+        structure={"rank": (1, 2, 3), "axis": ("none", "first", "neg_first", "neg_last", "multi")}),
     # -- values from bounds or constants --------------------------------------------------
     _op("clip", _clip, lambda ex: np.clip(ex["x"], ex["x_min"], ex["x_max"]),
         keras3("clip", "x", x_min="x_min", x_max="x_max"),
-        keras2("clip", "x", min_value="x_min", max_value="x_max")),
+        keras2("clip", "x", min_value="x_min", max_value="x_max"), structure=RANK_STRUCTURE),
     _op("zeros_like", lambda fx: S.unary(fx), lambda ex: np.zeros_like(ex["x"]),
-        keras3("zeros_like", "x"), keras2("zeros_like", "x")),
+        keras3("zeros_like", "x"), keras2("zeros_like", "x"), structure=RANK_STRUCTURE),
     _op("ones_like", lambda fx: S.unary(fx), lambda ex: np.ones_like(ex["x"]),
-        keras3("ones_like", "x"), keras2("ones_like", "x")),
+        keras3("ones_like", "x"), keras2("ones_like", "x"), structure=RANK_STRUCTURE),
     _op("full_like", _full_like, lambda ex: np.full_like(ex["x"], ex["fill_value"]),
-        keras3("full_like", "x", fill_value="fill_value")),
+        keras3("full_like", "x", fill_value="fill_value"), structure=RANK_STRUCTURE),
     # K.eye(size) has no diagonal offset: k stays 0 here, `tri` covers offsets.
     _op("eye", lambda fx: _eye(fx, with_k=False), lambda ex: np.eye(ex["N"], ex["M"]),
         keras3("eye", N="N", M="M"),
@@ -555,36 +671,42 @@ OPS = [
         keras2("arange", start="start", stop="stop", step="step"), result="int"),
     # -- casts: the reference is NumPy's correctly rounded (round-half-even) cast ----
     _op("cast", _cast_from_float64, lambda ex: ex["x"].astype(ex["dtype"]),
-        keras3("cast", "x", dtype="dtype"), keras2("cast", "x", dtype="dtype"), result="floatx"),
+        keras3("cast", "x", dtype="dtype"), keras2("cast", "x", dtype="dtype"), result="floatx",
+        structure=CAST_STRUCTURE),
     _op("cast_to_int32", _cast_to_int32, lambda ex: ex["x"].astype("int32"),  # truncates
         Call("keras.ops.cast", args=("x",), static={"dtype": "int32"}),
-        Call("keras.backend.cast", args=("x",), static={"dtype": "int32"}), result="int32"),
+        Call("keras.backend.cast", args=("x",), static={"dtype": "int32"}), result="int32",
+        structure=CAST_STRUCTURE),
     _op("cast_from_int32", _cast_from_int32, lambda ex: ex["x"].astype(ex["dtype"]),
-        keras3("cast", "x", dtype="dtype"), keras2("cast", "x", dtype="dtype"), result="floatx"),
+        keras3("cast", "x", dtype="dtype"), keras2("cast", "x", dtype="dtype"), result="floatx",
+        structure=CAST_STRUCTURE),
     _op("cast_to_bool", _cast_to_bool, lambda ex: ex["x"].astype("bool"),
         Call("keras.ops.cast", args=("x",), static={"dtype": "bool"}),
-        Call("keras.backend.cast", args=("x",), static={"dtype": "bool"}), result="bool"),
+        Call("keras.backend.cast", args=("x",), static={"dtype": "bool"}), result="bool",
+        structure=CAST_STRUCTURE),
     # -- sorting and ranking ----------------------------------------------------------------
     _op("sort", lambda fx: st.one_of(_sortable(fx, False), _sortable(fx, True)),
-        lambda ex: np.sort(ex["x"], axis=ex["axis"]), keras3("sort", "x", axis="axis")),
+        lambda ex: np.sort(ex["x"], axis=ex["axis"]), keras3("sort", "x", axis="axis"),
+        structure=AXIS_STRUCTURE),
     _op("argsort", lambda fx: _sortable(fx, ties=False),
         lambda ex: np.argsort(ex["x"], axis=ex["axis"], kind="stable"),
-        keras3("argsort", "x", axis="axis"), result="int"),
+        keras3("argsort", "x", axis="axis"), result="int", structure=AXIS_STRUCTURE),
     # Keras does not document argsort's tie order; NumPy's default sort is not stable
     # either. The stable order is the reference so that differences are visible.
     _op("argsort_ties", lambda fx: _sortable(fx, ties=True),
         lambda ex: np.argsort(ex["x"], axis=ex["axis"], kind="stable"),
-        keras3("argsort", "x", axis="axis"), result="int",
+        keras3("argsort", "x", axis="axis"), result="int", structure=AXIS_STRUCTURE,
         notes="tie order undocumented in Keras; reference is the stable order"),
     Op(name="top_k", family="shape", inputs=lambda fx: _top_k(fx, ties=False),
        reference=lambda ex, ctx: _top_k_ref(ex), tolerance=EXACT,
-       keras3=keras3("top_k", "x", k="k"), result=("input", "int")),
+       keras3=keras3("top_k", "x", k="k"), result=("input", "int"), structure=TOP_K_STRUCTURE),
     Op(name="top_k_ties", family="shape", inputs=lambda fx: _top_k(fx, ties=True),
        reference=lambda ex, ctx: _top_k_ref(ex), tolerance=EXACT,
-       keras3=keras3("top_k", "x", k="k"), result=("input", "int"),
+       keras3=keras3("top_k", "x", k="k"), result=("input", "int"), structure=TOP_K_STRUCTURE,
        notes="tie order undocumented in Keras; reference: lower index first "
                          "(tf.math.top_k, jax.lax.top_k)"),
     _op("in_top_k", _in_top_k, _in_top_k_ref,
         keras3("in_top_k", "targets", "predictions", k="k"),
-        keras2("in_top_k", "predictions", "targets", k="k"), result="bool"),
+        keras2("in_top_k", "predictions", "targets", k="k"), result="bool",
+        structure={"k": ("one", "all")}),
 ]

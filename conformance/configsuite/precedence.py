@@ -44,11 +44,14 @@ def _json_read_checks(run: TargetRun, rec) -> list[dict]:
         {"backend()": target.backend}, {"backend()": settings.get("backend")},
         f"keras.json says \"backend\": \"{other_backend(target)}\", "
         f"KERAS_BACKEND={target.backend}")
-    expected = {"epsilon()": DISTINCT_EPSILON, "image_data_format()": "channels_first",
-                "config path": str(home / "keras.json")}
+    expected = {"epsilon()": DISTINCT_EPSILON, "image_data_format()": "channels_first"}
     observed = {"epsilon()": settings.get("epsilon"),
-                "image_data_format()": settings.get("image_data_format"),
-                "config path": files.get("config_path")}
+                "image_data_format()": settings.get("image_data_format")}
+    if files.get("config_path") is not None:
+        # the path only where the Keras exposes it (Keras 2.3.1's private _config_path;
+        # tf_keras has none): what the backend reports above is the evidence everywhere
+        expected["config path"] = str(home / "keras.json")
+        observed["config path"] = files["config_path"]
     read = rec(checks[1], "pass" if observed == expected else "fail", expected, observed,
                f"KERAS_HOME={home} holds a keras.json with epsilon {DISTINCT_EPSILON} and "
                "channels_first; the user's ~/.keras is never read")
