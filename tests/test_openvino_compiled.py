@@ -94,3 +94,57 @@ def test_op_that_needs_values_runs_eagerly(openvino_pool):
                for _ in range(2)]
     assert all(r["outputs"][0].tolist() == [3.0, -4.0] for r in replies)
     assert replies[1]["compile_s"] == 0  # the failed compile is not tried again
+
+
+def test_zero_d_outputs_compile_and_run(openvino_pool):
+    """0-d results are not a problem of the compiled path: OpenVINO builds, compiles
+    and runs them (vdot, dot, a full sum, moments over every axis)."""
+    pool = openvino_pool("keras3-openvino")
+    rng = np.random.default_rng(1)
+    v, w = rng.standard_normal(5).astype("float32"), rng.standard_normal(5).astype("float32")
+    m = rng.standard_normal((2, 3)).astype("float32")
+    for fn, args, kwargs, expected in [
+            ("keras.ops.vdot", (v, w), {}, [np.vdot(v, w)]),
+            ("keras.ops.dot", (v, w), {}, [np.dot(v, w)]),
+            ("keras.ops.sum", (m,), {}, [m.sum()]),
+            ("keras.ops.moments", (m,), {"axes": [0, 1]}, [m.mean(), m.var()])]:
+        outputs = call(pool, "keras3-openvino", fn, *args, **kwargs)["outputs"]
+        assert [o.shape for o in outputs] == [()] * len(expected), fn
+        for got, want in zip(outputs, expected):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=fn)
+
+
+# OpenVINO alone, no Keras: MatMul -> Reshape to an empty shape (a 0-d result), the
+# graph Keras 3.15's OpenVINO tensordot builds when every axis is contracted
+# (keras/src/backend/openvino/numpy.py, "Scalar output case"; inner of two vectors).
+# On OpenVINO 2026.4.1 the CPU plugin's inference dies with SIGSEGV.
+MATMUL_RESHAPE_TO_SCALAR = """
+import numpy as np, openvino as ov, openvino.opset13 as op
+a, b = op.parameter([1, 5], ov.Type.f32), op.parameter([5, 1], ov.Type.f32)
+out = op.reshape(op.matmul(a, b, False, False), op.constant(np.array([], np.int32)), False)
+model = ov.compile_model(ov.Model([op.result(out)], [a, b]), "CPU")
+print(np.array(model([np.ones((1, 5), np.float32), np.ones((5, 1), np.float32)])[0]))
+"""
+
+
+def test_full_contraction_reports_what_openvino_does(openvino_pool):
+    """inner of two vectors is MatMul -> Reshape to (): the compiled target reports
+    exactly what OpenVINO does with that graph over Parameters (a user's model.predict
+    gets the same graph and the same crash), instead of reshaping the result to hide
+    it; the eager target (constant-folded at compile time) computes it."""
+    import subprocess
+
+    plain = subprocess.run([require_env("keras3"), "-c", MATMUL_RESHAPE_TO_SCALAR],
+                           capture_output=True, text=True, timeout=120)
+    openvino_crashes = plain.returncode != 0
+    x, y = np.arange(1, 6, dtype="float32"), np.linspace(-1, 1, 5).astype("float32")
+    request = {"cmd": "call", "fn": "keras.ops.inner", "args": [x, y], "kwargs": {}}
+    compiled = openvino_pool("keras3-openvino").call_all(request)["keras3-openvino"]
+    if openvino_crashes:
+        assert compiled["status"] == "crash", (plain.returncode, compiled)
+    else:
+        assert compiled["status"] == "ok", compiled
+        np.testing.assert_allclose(compiled["outputs"][0], np.inner(x, y), atol=1e-6)
+    eager = call(openvino_pool("keras3-openvino-eager"), "keras3-openvino-eager",
+                 "keras.ops.inner", x, y)
+    np.testing.assert_allclose(eager["outputs"][0], np.inner(x, y), atol=1e-6)

@@ -13,6 +13,22 @@ from conformance.adapters import Unsupported
 
 EXECUTION_VAR = "CONFORMANCE_OPENVINO_EXECUTION"  # compiled (default) | eager
 
+# Keyword arguments Keras 3 documents as lists, where `adapters.as_tuples` would pass
+# the tuple it gives every other static sequence. keras/src/ops/nn.py, moments: "axes:
+# A list of axes" (the only static list in keras.ops's documented signatures, 3.15).
+# It matters: OpenVINO's moments hands `axes` to ov_opset.constant, which has no
+# overload for a tuple ("TypeError: The necessary overload for constant was not found").
+DOCUMENTED_LISTS = {"keras.ops.moments": ("axes",)}
+
+
+def keyword_arguments(fn_name, kwargs):
+    """The call's keyword arguments in the form Keras documents for `fn_name`."""
+    kwargs = adapters.as_tuples(kwargs)
+    for name in DOCUMENTED_LISTS.get(fn_name, ()):
+        if isinstance(kwargs.get(name), tuple):
+            kwargs[name] = list(kwargs[name])
+    return kwargs
+
 
 class Adapter(object):
     Unsupported = Unsupported
@@ -59,7 +75,7 @@ class Adapter(object):
 
     def call(self, fn_name, args, kwargs, params=()):  # params are plain inputs here
         fn = adapters.resolve(fn_name)
-        kwargs = adapters.as_tuples(kwargs)
+        kwargs = keyword_arguments(fn_name, kwargs)
         if self.compiled is not None:
             return self.compiled.call(fn, fn_name, args, kwargs,
                                       lambda: self._eager(fn, args, kwargs))
