@@ -69,8 +69,15 @@ class Adapter(object):
         # and external backends get static shapes: CNTK cannot reshape unknown dims.
         self.static_shapes = self.K.backend() not in ("theano", "tensorflow")
         # CNTK cannot make 0-d placeholders ("creating placeholder with 0 dimension is
-        # not supported"): a scalar input enters its graph as a constant instead.
+        # not supported"): a float scalar input enters its graph as a constant instead,
+        # an int or bool one as a variable (see _held).
         self.bakes_scalars = self.K.backend() == "cntk"
+        # CNTK's K.function needs every output to be a computed node: a variable or a
+        # constant as an output raises "'Parameter' object has no attribute 'output'"
+        # (K.function([], [K.eye(3)])), where K.eval works. An op with nothing to feed
+        # (eye, truncated_normal, a scalar held in a variable) is evaluated the way a
+        # user does, with K.eval.
+        self.evaluates_unfed = self.K.backend() == "cntk"
         # TensorFlow 1 keeps every graph ever built in one default graph, and building
         # gets slower as it grows (15 ms per small function on a fresh graph, 300 ms
         # after 400 functions), so its graphs are dropped when the op changes once
@@ -108,6 +115,15 @@ class Adapter(object):
         return info
 
     def set_floatx(self, floatx):
+        if self.K.backend() == "theano" and floatx != self.K.floatx():
+            # Keras sets theano.config.floatX from floatx once, at import; K.set_floatx
+            # leaves it, so Python float constants stay at the start floatx (float16
+            # results came back float32, float64 ones used float32 constants: selu's
+            # scale, epsilon). Only a worker started with that floatx in keras.json is
+            # what a Theano user at that floatx runs: the pool restarts this one.
+            raise Unsupported("Theano takes floatx at import (theano.config.floatX); "
+                              "K.set_floatx(%r) would leave it at %r"
+                              % (floatx, self.K.floatx()))
         self.K.set_floatx(floatx)
         # compiled graphs may hold floatx constants (epsilon, casts): build them again
         self._drop_graphs()
@@ -130,11 +146,12 @@ class Adapter(object):
         def to_symbol(array):
             index = position[0]
             position[0] += 1
-            if index in params:  # a kernel or bias: a variable, as in a model
-                variable = self.K.variable(array, dtype=str(array.dtype))
+            held = self._held(index, array, params)
+            if held == "variable":  # a kernel or bias: a variable, as in a model
+                variable = self.K.variable(array, dtype=self._variable_dtype(array))
                 variables.append((index, variable))
                 return variable
-            if array.ndim == 0 and self.bakes_scalars:
+            if held == "constant":
                 return self.K.constant(array, dtype=str(array.dtype))
             if static:
                 placeholder = self.K.placeholder(shape=array.shape, dtype=str(array.dtype))
@@ -146,10 +163,40 @@ class Adapter(object):
 
         symbolic = adapters.map_structure(to_symbol, args)
         outputs = adapters.flatten(fn(*symbolic, **kwargs))
+        if not inputs and self.evaluates_unfed:
+            return self._evaluator(outputs), fed, variables
         # An op that returns its input unchanged (tile by 1, cast to the same dtype)
-        # would make K.function fetch a fed placeholder, which TF1 and CNTK refuse.
-        outputs = [self._identity(o) if any(o is i for i in inputs) else o for o in outputs]
+        # would make K.function fetch a fed placeholder, which TF1 and CNTK refuse, or
+        # a variable, which CNTK refuses.
+        held = inputs + [variable for _, variable in variables]
+        outputs = [self._identity(o) if any(o is i for i in held) else o for o in outputs]
         return self.K.function(inputs, outputs), fed, variables
+
+    def _held(self, index, array, params):
+        """How an array leaf enters the graph: 'variable', 'constant' or 'fed'."""
+        if index in params:
+            return "variable"
+        if array.ndim == 0 and self.bakes_scalars:
+            # CNTK has no int or bool tensors: K.constant(dtype='int32') raises 'data
+            # type "int32" is not supported'; its K.placeholder and K.variable hold ints
+            # as float32, so a 0-d int or bool enters as a variable, as a user keeps one
+            return "constant" if array.dtype.kind in "fc" else "variable"
+        return "fed"
+
+    def _variable_dtype(self, array):
+        """CNTK holds ints and bools in float32: its K.variable turns 'int32' into float32
+        itself and refuses 'bool', its K.placeholder makes both float32."""
+        if self.bakes_scalars and array.dtype.kind in "biu":
+            return "float32"
+        return str(array.dtype)
+
+    def _evaluator(self, outputs):
+        """A K.function stand-in for a graph with nothing to feed: K.eval per output."""
+        K = self.K
+
+        def evaluate(values):
+            return [K.eval(output) for output in outputs]
+        return evaluate
 
     def _identity(self, tensor):
         """K.identity; tf_keras.backend has none (dropout at rate 0 erred 'no attribute
@@ -162,9 +209,10 @@ class Adapter(object):
 
     def _key(self, fn_name, args, kwargs, arrays, static, params):
         def part(index, array):
-            if array.ndim == 0 and self.bakes_scalars and index not in params:
+            held = self._held(index, array, params)
+            if held == "constant":
                 return array.tobytes()  # baked in as a constant: its value keys the graph
-            return array.shape if static or index in params else array.ndim
+            return array.shape if static or held == "variable" else array.ndim
         return (_signature(fn_name, args, kwargs)
                 + repr([part(i, a) for i, a in enumerate(arrays)]) + repr(sorted(params)))
 

@@ -167,6 +167,13 @@ def script(result: dict, target: dict, npz: Path | None = None,
     body = []
     if flavor != "ops-module":
         body = ["import os", f"os.environ[\"KERAS_BACKEND\"] = {backend!r}"]
+    if flavor == "keras2" and backend == "theano":
+        # Theano fixes its floatX when Keras is imported: K.set_floatx afterwards would
+        # leave it stale, so the floatx goes into a keras.json, as the harness starts it
+        body += ["import json, tempfile",
+                 "os.environ[\"KERAS_HOME\"] = tempfile.mkdtemp()",
+                 "with open(os.path.join(os.environ[\"KERAS_HOME\"], \"keras.json\"), \"w\") as f:",
+                 f"    json.dump({{\"floatx\": {floatx!r}, \"backend\": \"theano\"}}, f)"]
     body += ["import numpy as np"]
 
     definitions = []
@@ -201,8 +208,9 @@ def script(result: dict, target: dict, npz: Path | None = None,
         call_lines = []
         if info.get("graph_mode"):  # tf_keras on TF 2: K.placeholder needs graph mode
             call_lines += ["import tensorflow as tf", "tf.compat.v1.disable_eager_execution()"]
-        call_lines += [f"from {package} import backend as K", "",
-                       f"K.set_floatx({floatx!r})"]
+        call_lines += [f"from {package} import backend as K", ""]
+        if backend != "theano":
+            call_lines.append(f"K.set_floatx({floatx!r})")
         if package != "keras" and fn.startswith("keras."):
             fn = package + fn[len("keras"):]
         prefix = f"{package}.backend."
