@@ -150,7 +150,7 @@ def test_a_niced_worker_runs_under_nice_with_stretched_time_limits(tmp_path):
     try:
         ours = os.getpriority(os.PRIO_PROCESS, 0)
         threads = [int(t) for t in os.listdir(f"/proc/{worker.proc.pid}/task")]
-        assert {os.getpriority(os.PRIO_PROCESS, t) for t in threads} == {ours + 7}
+        assert {os.getpriority(os.PRIO_PROCESS, t) for t in threads} == {min(ours + 7, 19)}
         assert worker.time_limit(target.timeout_s) == 2.0 * NICE_SLACK
         assert call_worker(worker, "add", np.ones(2), np.ones(2))["status"] == "ok"
     finally:
