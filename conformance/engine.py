@@ -251,8 +251,6 @@ class Engine:
                     compare.pairwise(op, floatx, example, replies, refs, pairs, memo)
         elapsed = time.perf_counter() - started
         self.timings["examples"] += len(examples)
-        if not drawn:  # a case whose strategy drew nothing: the database's examples decide
-            aggregates, replayed = replayed, {}
         # One target after the other: under CPython 3.11 hypothesis's ast.parse fails
         # when two threads call it ("AST constructor recursion depth mismatch"), so
         # shrink searches side by side would lose cases.

@@ -111,7 +111,7 @@ class Run:
             self.writer.write("run", self._run_record())
         for status in self.missing:
             for floatx in self.floatx:
-                self._write("target", {**status.as_dict(), "floatx": floatx})
+                self.write("target", {**status.as_dict(), "floatx": floatx})
             self.say(f"target {status.id}: {status.status}: {status.reason} (fix: {status.fix})")
         runnable = [t for t in self.targets if t.id in self.pythons]
         self.pool = Pool(runnable, self.pythons, self.workdir)
@@ -184,7 +184,7 @@ class Run:
             if status.status != "ready":
                 first_line = (status.reason.splitlines() or [""])[0]
                 self.say(f"target {status.id} cannot run: {first_line}")
-            self._write("target", {**status.as_dict(), "floatx": floatx})
+            self.write("target", {**status.as_dict(), "floatx": floatx})
         self.say(f"  {len(infos)} targets ready in {time.time() - started:.1f}s")
         return infos
 
@@ -237,9 +237,7 @@ class Run:
         self.say(f"HARNESS ERROR in {where}{then}:\n  " + "\n  ".join(lines))
 
     def write(self, kind: str, record: dict) -> None:
-        self._write(kind, record)
-
-    def _write(self, kind: str, record: dict) -> None:
+        """A record to results.jsonl (nothing when the run keeps no results file)."""
         if self.writer is not None:
             self.writer.write(kind, record)
 
