@@ -157,7 +157,9 @@ def _print_known(summary: dict) -> None:
     if not stale:
         return
     print(f"\n{len(stale)} stale known-divergence entr{'y' if len(stale) == 1 else 'ies'}: the run "
-          "covered what they name but they explained nothing (fixed? remove or narrow them):")
+          "covered what they name but they explained nothing: fixed (then remove or narrow "
+          "them), or not drawn this time (a small profile misses rare inputs; check with the "
+          "default profile):")
     for entry in stale:
         globs = "  ".join(f"{key} {','.join(map(str, entry.get(key) or []))}"
                           for key in ("op", "target", "floatx", "verdict"))
