@@ -46,6 +46,9 @@ from pathlib import Path
 from conformance import compare
 
 REQUIRED = ("op", "target", "verdict", "reason")
+# A configuration check's statuses that fail a run unless an entry excuses them (op
+# results fail on compare.DIVERGENT).
+CONFIG_FAILING = {"fail", "error"}
 OPTIONAL = ("floatx", "link", "cause", "repro", "upstream", "seen_on")
 VERDICTS = (*[v for v in compare.SEVERITY if v in compare.DIVERGENT], "*")  # an entry may expect
 UPSTREAM = ("bug",)  # the values `upstream` takes (left out: not known to be an upstream bug)
@@ -316,3 +319,11 @@ def summary_stale(summary: dict) -> list[dict] | None:
     if registry is None:
         return None
     return stale(registry, list(summary.get("results") or []) + list(summary.get("config") or []))
+
+
+def unexpected(summary: dict) -> list[dict]:
+    """What fails the run: divergent op results and failed configuration checks that no
+    entry marked known (their status is then "known")."""
+    ops = [r for r in summary.get("results") or [] if r.get("status") in compare.DIVERGENT]
+    config = [c for c in summary.get("config") or [] if c.get("status") in CONFIG_FAILING]
+    return ops + config

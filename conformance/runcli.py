@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conformance import catalog, compare, options as options_mod, store
+from conformance import catalog, compare, known, options as options_mod, store
 
 
 def suites_dir() -> Path:
@@ -97,19 +97,12 @@ def exit_status(pytest_code: int, summary: dict) -> int:
         print(f"error: {len(lost)} case(s) lost to harness errors (above); the results are "
               "incomplete", file=sys.stderr)
         return 2
-    return 1 if _unexpected(summary) else 0
+    return 1 if known.unexpected(summary) else 0
 
 
 def _lost_cases(errors: list) -> list:
     """Harness errors that were not overcome by trying the case again."""
     return [e for e in errors if not isinstance(e, dict) or not e.get("retried")]
-
-
-def _unexpected(summary: dict) -> list[dict]:
-    """Divergent op results and failed configuration checks the registry doesn't know."""
-    ops = [r for r in summary["results"] if r["status"] in compare.DIVERGENT]
-    config = [c for c in summary.get("config", []) if c["status"] in ("fail", "error")]
-    return ops + config
 
 
 def _print_summary(summary: dict, out: Path) -> None:
@@ -126,7 +119,7 @@ def _print_summary(summary: dict, out: Path) -> None:
     for target in broken.values():
         reason = (str(target.get("reason") or "").splitlines() or [""])[0]
         print(f"{target['id']}: {target['status']}: {reason} (fix: {target.get('fix')})")
-    unexpected = _unexpected(summary)
+    unexpected = known.unexpected(summary)
     print(f"\n{len(unexpected)} unexpected divergences; results in {out}")
     for result in sorted(unexpected, key=lambda r: -float(r.get("worst_ratio") or 0))[:25]:
         print(f"  {result.get('op', result.get('check')):<28} {result['target']:<18} "
@@ -142,7 +135,6 @@ def _print_known(summary: dict) -> None:
     """How many results the registry explained, by how many causes, and its stale entries:
     those the run could have matched (it ran their op, target and floatx) that explained
     nothing, so the registry shrinks as backends are fixed."""
-    from conformance import known
 
     explained = [r for r in list(summary["results"]) + list(summary.get("config") or [])
                  if r.get("status") == "known"]

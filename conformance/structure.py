@@ -60,11 +60,10 @@ def pinned(name: str, strategy, resolve=None):
     passed through `resolve` (which returns UNFIT when it does not fit this example).
     Decided when called, which is while drawing when called inside a composite
     strategy: outside a row the draws are exactly those of `strategy`."""
-    row = current()
-    if name not in row:
-        return strategy
-    value = resolve(row[name]) if resolve is not None else row[name]
-    return strategy if value is UNFIT else st.just(value)
+    def just(value):
+        value = resolve(value) if resolve is not None else value
+        return UNFIT if value is UNFIT else st.just(value)
+    return narrowed(name, strategy, just)
 
 
 def resolve_axis(symbol, ndim: int, allow_none: bool = True, negative: bool = True,
@@ -92,7 +91,7 @@ def narrowed(name: str, strategy, narrow):
     """`strategy` itself, unless the active row pins `name`: then the strategy
     `narrow(value)` returns (UNFIT: `strategy`), for a structural property that several
     values share (an even kernel, odd sides), the value still drawn. Decided when
-    called, as `pinned`."""
+    called (see `pinned`)."""
     row = current()
     if name in row:
         chosen = narrow(row[name])

@@ -24,7 +24,6 @@ from collections import Counter, defaultdict
 from conformance import known
 from conformance.report.fmt import DIVERGENT, clean_text, floatx_key, number, rank, slug
 
-CONFIG_FAILING = {"fail", "error"}
 LISTED = 12  # ops named in a cause's row before "+ n more"
 
 
@@ -47,14 +46,12 @@ def _globs(values) -> str:
 
 # -- unexpected -----------------------------------------------------------------------------
 def _unexpected(summary: dict, agree: set) -> list[dict]:
+    """known.unexpected, grouped by (op or check, verdict)."""
     groups: dict = defaultdict(list)
-    for result in summary.get("results") or []:
-        if result.get("status") in DIVERGENT:
-            groups[(str(result.get("op")), result["status"], False)].append(result)
-    for check in summary.get("config") or []:
-        if check.get("status") in CONFIG_FAILING:
-            key = (str(check.get("op") or check.get("check")), check["status"], True)
-            groups[key].append(check)
+    for record in known.unexpected(summary):
+        config = "check" in record
+        op = record.get("check") if config and not record.get("op") else record.get("op")
+        groups[(str(op), record["status"], config)].append(record)
     rows = []
     for (op, verdict, config), records in groups.items():
         by_target: dict = defaultdict(list)

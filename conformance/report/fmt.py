@@ -6,12 +6,13 @@ import re
 
 import numpy as np
 
+from conformance import compare
+
 # Verdicts, worst first; `known` sits between the divergent ones and coverage gaps.
 VERDICTS = ["crash", "timeout", "error", "shape", "dtype", "nan", "fail", "known",
             "unsupported", "pass"]
-DIVERGENT = {"crash", "timeout", "error", "shape", "dtype", "nan", "fail"}
+DIVERGENT = compare.DIVERGENT
 ERRORING = {"crash", "timeout", "error"}
-NUMERIC = {"fail", "nan", "dtype", "shape"}
 LABELS = {"pass": "pass", "fail": "fail", "nan": "NaN/inf", "dtype": "dtype", "shape": "shape",
           "unsupported": "unsupported", "error": "error", "crash": "crash",
           "timeout": "timeout", "known": "known"}
