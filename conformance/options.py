@@ -9,6 +9,7 @@ pytest plugin (``--conformance-ops``) for people who run the suites with plain p
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -115,6 +116,10 @@ class RunOptions:
     @property
     def examples(self) -> int:
         return self.max_examples or PROFILES[self.profile]["max_examples"]
+
+    def results_dir(self) -> Path:
+        """--out, or a new reports/run-<timestamp> (call once per run)."""
+        return self.out or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S")
 
     @property
     def registry_path(self) -> Path:

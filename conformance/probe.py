@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from conformance import envs, shims, targets as targets_mod
+from conformance import shims, targets as targets_mod
 from conformance.pool import Pool
 from conformance.targets import Target
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -67,7 +66,7 @@ def run(options: options_mod.RunOptions) -> int:
 
     from conformance.pytest_plugin import Preset
 
-    out = options.out or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S")
+    out = options.results_dir()
     options = options.with_(out=out, project=Path(options.project).resolve())
     suites = suites_dir()
     pytest_args = [str(suites), "-o", "addopts=", "-p", "conformance.pytest_plugin",

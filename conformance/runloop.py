@@ -82,7 +82,7 @@ class Run:
                                       options.targets)
         pythons, missing = resolve_interpreters(selected, specs)
         seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
-        out = options.out or Path("reports") / time.strftime("run-%Y%m%d-%H%M%S")
+        out = options.results_dir()
         profile = PROFILES[options.profile]
         settings = RunSettings(
             seed=seed, registry=options.registry(), out_dir=Path(out),

@@ -19,7 +19,6 @@ matplotlib. Everything that comes from results is escaped by jinja2's autoescape
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
