@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from conformance import __version__, baseline, envs, runcli, store, targets as targets_mod
-from conformance import validate
+from conformance import __version__, baseline, envs, interrupts, runcli, store
+from conformance import targets as targets_mod, validate
 
 
 def _load(args) -> tuple[dict, dict]:
@@ -80,8 +80,12 @@ def cmd_envs(args) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
         for row in rows if not args.json else []:
-            state = "provisioned" if row["provisioned"] else "not provisioned"
-            print(f"{row['name']:<10} python {row['python']:<6} {state:<16} {row['path']}")
+            print(f"{row['name']:<10} python {row['python']:<6} {row['state']:<12} {row['path']}")
+            if row["reason"]:
+                print(f"    {row['reason']}; fix: conformance envs sync {row['name']}")
+            elif not row["checked"]:
+                print(f"    built before manifests, so not checked for damage: `conformance "
+                      f"envs sync {row['name']}` records its files (no rebuild)")
         return 0
     if args.envs_command == "sync":
         failed = []
@@ -93,7 +97,8 @@ def cmd_envs(args) -> int:
                 failed.append(spec.name)
         return 1 if failed else 0
     if args.envs_command == "clean":
-        removed = envs.clean(_env_specs(args, specs), everything=args.all)
+        removed = envs.clean(_env_specs(args, specs), everything=args.all,
+                             log=lambda m: print(m, file=sys.stderr, flush=True))
         for path in removed:
             print(f"removed {path}")
         if not removed:
@@ -116,8 +121,12 @@ def _targets_arguments(parser) -> None:
 
 def _envs_arguments(parser) -> None:
     actions = parser.add_subparsers(dest="envs_command", required=True, metavar="ACTION")
-    for name, text in [("sync", "create missing environments (reuses identical ones)"),
-                       ("list", "show environments and whether they are provisioned"),
+    for name, text in [("sync", "create missing environments, rebuild interrupted or damaged "
+                                "ones (reuses identical whole ones; waits for another "
+                                "process building the same one)"),
+                       ("list", "show environments and whether they are ready, interrupted, "
+                                "damaged (files differ from what their build recorded) or "
+                                "missing"),
                        ("clean", "remove environments")]:
         sub = actions.add_parser(name, help=text)
         sub.add_argument("names", nargs="*", help="environment names (default: all)")
@@ -146,8 +155,14 @@ def _commands() -> list[tuple]:
          "Run every selected op on every selected target at each floatx, compare with "
          "float64 references, stream results to OUT/results.jsonl and write OUT/summary.json "
          "and the HTML report. Exit status 1 when an unexpected divergence was found (known "
-         "ones live in known_divergences.toml), 2 when the run could not say.",
+         "ones live in known_divergences.toml), 2 when the run could not say, 130 / 143 "
+         "when Ctrl-C / SIGTERM stopped it (--resume OUT runs the cases left).",
          runcli.add_run_arguments, runcli.cmd_run),
+        ("costs", "rewrite the table of case costs that balances --shard, from finished runs",
+         "Measure each (op, floatx) case's wall time in the results of finished runs and "
+         "write the cost table that `conformance run --shard I/N` uses to give every shard "
+         "the same estimated work (and `--plan` prints).", runcli.add_costs_arguments,
+         runcli.cmd_costs),
         ("report", "render results folders (shards are merged) into an HTML report", None,
          runcli.add_report_arguments, runcli.cmd_report),
         ("check-config", "validate a keras.json without changing it",
@@ -190,14 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except (targets_mod.ConfigError, envs.EnvError, store.StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    with interrupts.handled():  # SIGTERM (a CI time limit) stops a command as Ctrl-C does
+        try:
+            return args.handler(args)
+        except (targets_mod.ConfigError, envs.EnvError, store.StoreError,
+                store.OutputError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"interrupted ({interrupts.received() or 'SIGINT'})", file=sys.stderr)
+            return interrupts.exit_status()
 
 
 if __name__ == "__main__":

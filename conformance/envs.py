@@ -5,6 +5,13 @@ requirements. Its folder name carries a hash of the specification, so changing a
 pin builds a new environment and a second run with the same pins reuses the old one.
 Environments live outside the repository, in ``$CONFORMANCE_CACHE`` (default
 ``$XDG_CACHE_HOME/keras-conformance`` or ``~/.cache/keras-conformance``).
+
+Several processes may share that cache (two CI jobs on one machine). A build holds
+the environment's lock (``<folder>.lock``) exclusively, runs hold it shared (`hold`),
+so a second `sync` waits for the first and `clean` waits for both. A build writes a
+manifest of the files it made (conformance.manifest), then its marker, last: a folder
+without the marker is an interrupted build, one whose files differ from the manifest
+is damaged; neither is used, and `sync` rebuilds both.
 """
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from conformance import locks, manifest
 
 
 @dataclass(frozen=True)
@@ -161,8 +170,98 @@ def env_python(spec: EnvSpec) -> Path:
     return env_dir(spec) / "bin" / "python"
 
 
+MARKER = "conformance-env.json"  # written last by a build: its presence means it finished
+
+
+@dataclass(frozen=True)
+class EnvState:
+    """Whether an environment can be used, and if not, why."""
+
+    status: str  # ready | missing | busy | interrupted | damaged
+    reason: str = ""  # what is wrong, for people (empty when ready)
+    checked: bool = True  # False: built before manifests existed, nothing to check against
+    problems: tuple[str, ...] = ()  # damaged: one line per kind of damage
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+
+def state(spec: EnvSpec) -> EnvState:
+    """Whether the environment exists, whole: its marker, then its files against the
+    manifest (0.2 s for keras3, once per process). `busy` while another process builds
+    or removes it."""
+    folder = env_dir(spec)
+    if not folder.is_dir():
+        return EnvState("missing", f"environment {spec.name} is not built ({folder})")
+    if locks.held_exclusively(locks.lock_file(folder)):
+        return EnvState("busy", f"another process is building or removing environment "
+                                f"{spec.name} now ({locks.lock_file(folder)} is locked)")
+    return _inspect(spec)
+
+
+# Environments found whole in this process, as (folder, marker mtime and size): checking
+# costs a stat per file, and every target of an environment asks.
+_WHOLE: set[tuple] = set()
+
+
+def _inspect(spec: EnvSpec, fresh: bool = False) -> EnvState:
+    """state() without looking at the lock (the caller holds it). `fresh`: check the
+    files even when this process found them whole before, and check environments built
+    before manifests against pip's records of what it installed."""
+    folder = env_dir(spec)
+    marker = folder / MARKER
+    try:
+        stamp = marker.stat()
+    except FileNotFoundError:
+        if not folder.is_dir():
+            return EnvState("missing", f"environment {spec.name} is not built ({folder})")
+        return EnvState("interrupted", f"interrupted build: {folder} has no {MARKER}, which "
+                                       "a build writes when it finishes")
+    key = (str(folder), stamp.st_mtime_ns, stamp.st_size)
+    if key in _WHOLE and not fresh:
+        return EnvState("ready")
+    try:
+        recorded = json.loads(marker.read_text()).get("manifest")
+    except (OSError, ValueError, AttributeError) as exc:
+        return EnvState("damaged", f"environment {spec.name} is damaged: its marker {marker} "
+                                   f"cannot be read ({exc})")
+    if recorded:
+        problems = manifest.problems(folder)
+    elif fresh:
+        problems = manifest.installed_problems(folder)
+    else:  # built before manifests: usable as it always was (`sync` adds one)
+        return EnvState("ready", checked=False)
+    if problems:
+        return EnvState("damaged", f"environment {spec.name} is damaged: {'; '.join(problems)}",
+                        problems=tuple(problems))
+    if recorded:
+        _WHOLE.add(key)
+    return EnvState("ready", checked=bool(recorded))
+
+
+def verify(spec: EnvSpec) -> list[str]:
+    """What is wrong with the environment, checked now ([] when it is whole): "12
+    files missing, e.g. lib/python3.11/site-packages/keras/__init__.py", "1 file
+    changed size, e.g. ...", or why it is not there at all."""
+    current = _inspect(spec, fresh=True)
+    return list(current.problems) or ([current.reason] if current.reason else [])
+
+
 def is_provisioned(spec: EnvSpec) -> bool:
-    return (env_dir(spec) / "conformance-env.json").is_file()
+    return state(spec).ready
+
+
+def hold(spec: EnvSpec) -> bool:
+    """Mark the environment as used by this process until it ends: a `sync` that
+    rebuilds it or a `clean` in another process waits. False when another process is
+    building or removing it right now."""
+    return locks.hold_shared(locks.lock_file(env_dir(spec)))
+
+
+def release(spec: EnvSpec) -> None:
+    """Give up `hold`."""
+    locks.release_shared(locks.lock_file(env_dir(spec)))
 
 
 def base_interpreter(version: str) -> str:
@@ -204,12 +303,46 @@ def _runs(interpreter: str) -> bool:
 
 
 def sync(spec: EnvSpec, log=print) -> Path:
-    """Create the environment unless an identical one exists; return its python."""
-    if is_provisioned(spec):
+    """Create the environment unless an identical whole one exists; return its python.
+    While another process builds it, wait, then use what it built; rebuild one that is
+    interrupted or damaged, saying why. One built before manifests is checked against
+    pip's records and, whole, gets its manifest without a rebuild."""
+    current = state(spec)
+    if current.ready and not current.checked:
+        current = _add_manifest(spec, log)
+    if current.ready:
         log(f"{spec.name}: up to date ({env_dir(spec)})")
         return env_python(spec)
+    with _locked(spec, log, exclusive=True):
+        current = _inspect(spec, fresh=True)  # the process we waited for may have built it
+        if current.ready:
+            log(f"{spec.name}: built by another process meanwhile; up to date ({env_dir(spec)})")
+            return env_python(spec)
+        if current.status != "missing":
+            log(f"{spec.name}: rebuilding: {current.reason}")
+        _build(spec, log)
+    return env_python(spec)
+
+
+def _locked(spec: EnvSpec, log, exclusive: bool):
+    """The environment's lock, held for a `with` block; says so when it must wait."""
+    lock = locks.lock_file(env_dir(spec))
+    return locks.locked(lock, exclusive, _waiting(log, spec.name, lock))
+
+
+def _waiting(log, name: str, lock: Path):
+    """What locks.locked calls before it waits: says for what."""
+    def on_wait(holder: str) -> None:
+        doing = "using" if holder == "shared" else "building or removing"
+        log(f"{name}: waiting for another process {doing} environment {name} ({lock})")
+
+    return on_wait
+
+
+def _build(spec: EnvSpec, log) -> None:
+    """Build the environment from nothing (the caller holds its lock exclusively)."""
     target = env_dir(spec)
-    shutil.rmtree(target, ignore_errors=True)  # a build that died half-way
+    shutil.rmtree(target, ignore_errors=True)  # a build that died half-way, or damaged
     base = base_interpreter(spec.python)
     log(f"{spec.name}: creating virtualenv with {base}")
     _check([base, "-m", "venv", str(target)], spec)
@@ -217,15 +350,37 @@ def sync(spec: EnvSpec, log=print) -> Path:
     if spec.bootstrap:
         log(f"{spec.name}: pip install {' '.join(spec.bootstrap)}")
         _check(pip + list(spec.bootstrap), spec)
-    log(f"{spec.name}: pip install {' '.join(spec.requirements)} (minutes on a new machine)")
-    _check(pip + list(spec.requirements), spec)
+    if spec.requirements:  # pip refuses an install of nothing
+        log(f"{spec.name}: pip install {' '.join(spec.requirements)} (minutes on a new machine)")
+        _check(pip + list(spec.requirements), spec)
     if spec.no_deps:
         log(f"{spec.name}: pip install --no-deps {' '.join(spec.no_deps)}")
         _check(pip + ["--no-deps"] + list(spec.no_deps), spec)
-    # The marker is written last: its presence means the build finished.
-    (target / "conformance-env.json").write_text(json.dumps(asdict(spec), indent=2))
-    log(f"{spec.name}: ready ({target})")
-    return env_python(spec)
+    recorded = manifest.write(target, skip=(MARKER,))
+    _write_marker(spec, recorded)  # last: its presence means the build finished
+    log(f"{spec.name}: ready ({target}; {recorded['files']} files recorded to find damage)")
+
+
+def _write_marker(spec: EnvSpec, recorded: dict) -> None:
+    """The marker (the spec and a summary of the manifest), replaced whole."""
+    marker = env_dir(spec) / MARKER
+    tmp = marker.with_name(f"{MARKER}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**asdict(spec), "manifest": recorded}, indent=2))
+    tmp.replace(marker)
+
+
+def _add_manifest(spec: EnvSpec, log) -> EnvState:
+    """An environment built before manifests: whole by pip's records, it gets its
+    manifest (no rebuild, which takes minutes and gigabytes); else it is damaged."""
+    with _locked(spec, log, exclusive=False):  # not while it is being built or removed
+        current = _inspect(spec, fresh=True)
+        if current.ready and not current.checked:
+            recorded = manifest.write(env_dir(spec), skip=(MARKER,))
+            _write_marker(spec, recorded)
+            log(f"{spec.name}: built before manifests; whole by pip's records, so its "
+                f"{recorded['files']} files are recorded now (no rebuild)")
+            current = _inspect(spec)
+    return current
 
 
 def _check(command: list[str], spec: EnvSpec) -> None:
@@ -238,19 +393,33 @@ def _check(command: list[str], spec: EnvSpec) -> None:
 def listing(specs) -> list[dict]:
     rows = []
     for spec in specs:
+        current = state(spec)
         rows.append({"name": spec.name, "python": spec.python, "digest": spec.digest,
-                     "path": str(env_dir(spec)), "provisioned": is_provisioned(spec),
+                     "path": str(env_dir(spec)), "provisioned": current.ready,
+                     "state": current.status, "reason": current.reason,
+                     "checked": current.checked,
                      "requirements": list(spec.requirements), "no_deps": list(spec.no_deps)})
     return rows
 
 
-def clean(specs, everything: bool = False) -> list[Path]:
-    """Remove the given environments (or every cached one, stale hashes included)."""
+def clean(specs, everything: bool = False, log=print) -> list[Path]:
+    """Remove the given environments (or every cached one, stale hashes included),
+    each once no other process builds or uses it."""
     root = cache_root() / "envs"
-    if everything:
-        doomed = [p for p in root.iterdir()] if root.is_dir() else []
-    else:
-        doomed = [env_dir(s) for s in specs if env_dir(s).exists()]
+    if everything:  # folders only: the lock files stay (see conformance.locks)
+        doomed = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    else:  # also one whose build has begun but not made its folder yet
+        doomed = [env_dir(s) for s in specs if env_dir(s).exists()
+                  or locks.held_exclusively(locks.lock_file(env_dir(s)))]
+    removed = []
     for path in doomed:
-        shutil.rmtree(path)
-    return doomed
+        lock = locks.lock_file(path)
+        with locks.locked(lock, exclusive=True, on_wait=_waiting(log, path.name, lock)):
+            if not path.is_dir():  # another process removed it meanwhile
+                continue
+            # the marker first: a removal cut short leaves an interrupted build behind,
+            # not a folder that claims to be whole
+            (path / MARKER).unlink(missing_ok=True)
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed

@@ -14,7 +14,8 @@ import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from conformance import catalog, configsuite, known, targets as targets_mod
+from conformance import catalog, configsuite, known, memory, store, targets as targets_mod
+from conformance import costs as costs_mod
 from conformance.engine import PROFILES
 
 ALL_FLOATX = "float32,float64,float16"
@@ -60,10 +61,22 @@ OPTIONS = (
            "project)"),
     Option("shard", "I/N: run a deterministic 1/N of the (op, floatx) cases, for CI "
            "matrices; merge the shards with `conformance report`"),
+    Option("costs", "cost table, or results folder of an earlier run, that --shard "
+           "balances the cases by (default: the table in the package, "
+           "conformance/case_costs.json, rewritten by `conformance costs`)"),
     Option("example_db", "folder of saved counterexamples, replayed first by the next run "
            "(default: .conformance-examples beside the results folder)"),
     Option("no_report", "write results.jsonl and summary.json only, no HTML/JUnit report",
            "flag", default=False),
+    Option("resume", "DIR: continue the interrupted run whose results are in DIR, with the "
+           "options it was started with (give no other): the cases it finished are kept, "
+           "the others run, and the summary is the one an uninterrupted run gives"),
+    Option("memory_cap", "resident memory a worker may hold; one over it is stopped, its "
+           "request recorded as a crash, and restarted. A size for every target ('3GiB', "
+           "'512MiB', '2G') or per target ('keras3-jax=4GiB,keras2-theano=3GiB'). Default: "
+           "memory_cap of [tool.conformance.targets.<id>], else 3/4 of the machine's memory "
+           f"split between the run's workers, at least {memory.describe(memory.FLOOR_BYTES)} "
+           "(at most 3/4 of the machine)"),
     Option("extra_targets", "JSON object {id: {flavor, backend, env, python, pythonpath, "
            "...}} of targets to add for this run (same keys as [tool.conformance.targets])",
            "json", on_command_line=False),
@@ -85,8 +98,11 @@ class RunOptions:
     out: Path | None = None
     known: Path | None = None
     shard: tuple | None = None
+    costs: Path | None = None
     example_db: Path | None = None
     no_report: bool = False
+    resume: Path | None = None
+    memory_cap: dict = field(default_factory=dict)  # target id (None: every one) -> bytes
     extra_targets: dict = field(default_factory=dict)
     project: Path = Path(".")
 
@@ -104,7 +120,9 @@ class RunOptions:
             values[option.name] = _read(option, value)
         if "shard" in values:
             values["shard"] = parse_shard(values["shard"])
-        for name in ("out", "known", "example_db", "project"):
+        if isinstance(values.get("memory_cap"), str):
+            values["memory_cap"] = parse_memory_caps(values["memory_cap"])
+        for name in ("out", "known", "costs", "example_db", "project", "resume"):
             if name in values:
                 values[name] = Path(values[name])
         return cls(**values).checked(catalog_ops)
@@ -146,14 +164,42 @@ class RunOptions:
         if self.out is not None and self.out.exists() and not self.out.is_dir():
             raise OptionError(f"--out {self.out}: exists and is not a folder; give a folder "
                               "for the results")
+        if self.resume is not None:
+            self._check_resume()
         config = self.project_config()
-        targets_mod.select(targets_mod.load_targets(config, self.project), self.targets)
+        all_targets = targets_mod.load_targets(config, self.project)
+        targets_mod.select(all_targets, self.targets)
+        capped_unknown = [t for t in self.memory_cap if t is not None and t not in all_targets]
+        if capped_unknown:
+            raise OptionError(f"--memory-cap: unknown target(s) {', '.join(capped_unknown)}; "
+                              f"known: {', '.join(all_targets)}")
         if catalog_ops and self.ops and not catalog.select(catalog.all_ops(), self.ops) and not any(
                 configsuite.selected(s, self.ops) for s in configsuite.SCENARIOS):
             raise OptionError(f"--ops {','.join(self.ops)!r} matches no op; `conformance ops` "
                               "lists them (globs like 'soft*' or 'reductions/*' work)")
         self.registry()
+        if self.shard is not None and self.costs is not None:
+            try:
+                costs_mod.load(self.costs)
+            except costs_mod.CostError as exc:
+                raise OptionError(f"--costs: {exc}") from None
+        try:  # last: the checks above fail without touching the disk
+            store.check_writable(self.out or Path("reports"))
+        except store.OutputError as exc:
+            raise OptionError(f"--out: {exc}") from None
         return self
+
+    def _check_resume(self) -> None:
+        """--resume comes alone: the run goes on with the options it was started with."""
+        fresh = RunOptions()
+        given = [o.flag for o in OPTIONS if o.name not in ("resume", "project")
+                 and getattr(self, o.name, None) != getattr(fresh, o.name, None)]
+        if given:
+            raise OptionError(f"--resume continues a run with the options it was started "
+                              f"with (its results.jsonl records them); drop {', '.join(given)}")
+        if not (self.resume / "results.jsonl").is_file():
+            raise OptionError(f"--resume {self.resume}: no results.jsonl there; give the --out "
+                              "folder of an interrupted run")
 
     def registry(self) -> list:
         try:
@@ -239,9 +285,20 @@ def parse_shard(text) -> tuple[int, int] | None:
     return index, count
 
 
+def parse_memory_caps(text: str) -> dict[str | None, int]:
+    """'3GiB' or 'keras3-jax=4GiB,...' -> {target id or None: bytes} (memory.parse_caps);
+    OptionError says what is wrong."""
+    try:
+        return memory.parse_caps(text)
+    except memory.CapError as exc:
+        raise OptionError(f"--memory-cap {exc}; for one target write id=size, e.g. "
+                          "keras3-jax=4GiB") from None
+
+
 def in_shard(case_id: str, shard: tuple[int, int] | None) -> bool:
-    """A stable hash of the case id ('<op>-<floatx>') picks the shard: the same split
-    on every machine."""
+    """A stable hash of the id picks the shard: the same split on every machine. The
+    configuration checks are split so (they run in the background, beside the op
+    cases); the op cases are split by their cost (conformance.costs)."""
     if shard is None:
         return True
     index, count = shard

@@ -1,9 +1,10 @@
 """The worker pool: one long-lived subprocess per target, requests fanned out in parallel.
 
-A worker that crashes (segfault, ``os._exit``, killed for memory) or hangs past its
-timeout turns into a ``crash`` / ``timeout`` reply for that request; it is restarted
-on the next request and the run goes on. A worker that cannot even start marks its
-target ``broken`` with the reason, and the pool stops sending it work.
+A worker that crashes (segfault, ``os._exit``, killed for memory), grows past its
+memory cap or hangs past its timeout turns into a ``crash`` / ``timeout`` reply for that
+request; it is restarted on the next request and the run goes on. A worker that cannot
+even start marks its target ``broken`` with the reason, and the pool stops sending it
+work.
 """
 from __future__ import annotations
 
@@ -20,11 +21,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from conformance import envs, protocol, shims
+from conformance import envs, memory, protocol, shims
+from conformance import worker as worker_mod
 from conformance.targets import Target
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 STARTUP_TIMEOUT_S = 300.0  # importing TensorFlow on a loaded 2-core machine is slow
+# A worker with a memory cap has its resident memory read this often while a reply is
+# awaited: a reply that comes sooner costs no read. A worker that allocates fast may
+# overshoot its cap by what it allocates in this time before it is stopped.
+MEMORY_WATCH_S = 0.1
 # A worker started under `nice` gets a fraction of a core while full-priority workers
 # are busy (about a tenth at niceness 10): its time limits stretch by this factor, so
 # that waiting for a core is not taken for a hang.
@@ -55,20 +61,37 @@ class WorkerTimeout(Exception):
     pass
 
 
+class WorkerOutOfMemory(WorkerDied):
+    """The worker holds more resident memory than its cap; the caller stops it."""
+
+    def __init__(self, resident: int, cap: int):
+        super().__init__(f"worker ran out of memory: resident {memory.describe(resident)} "
+                         f"over its cap of {memory.describe(cap)}")
+        self.resident, self.cap = resident, cap
+
+
 class StartupError(Exception):
     """The target cannot run here; the message says why and how to fix it."""
 
 
 class _Deadline:
-    """The pool's `wait` for FrameReader: block until readable or the deadline passes."""
+    """The pool's `wait` for FrameReader: block until readable or the deadline passes.
+    `watch`, when given, is called every MEMORY_WATCH_S of waiting (it may raise)."""
 
-    def __init__(self):
+    def __init__(self, watch=None):
         self.at = 0.0
+        self.watch = watch
 
     def __call__(self, fd):
-        remaining = self.at - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            raise WorkerTimeout()
+        while True:
+            remaining = self.at - time.monotonic()
+            if remaining <= 0:
+                raise WorkerTimeout()
+            step = remaining if self.watch is None else min(remaining, MEMORY_WATCH_S)
+            if select.select([fd], [], [], step)[0]:
+                return
+            if self.watch is not None:
+                self.watch()
 
 
 def _write_with_deadline(fd, data, deadline):
@@ -139,6 +162,11 @@ class _Gate:
         self._busy = False
         self._first_waiting = 0
 
+    @property
+    def busy(self) -> bool:
+        """A turn is in progress (a thread is at the target's pipe)."""
+        return self._busy
+
     @contextmanager
     def turn(self, first: bool = False):
         with self._changed:
@@ -164,7 +192,9 @@ class Worker:
     str (written verbatim) replaces the generated keras.json, None leaves KERAS_HOME
     empty; `env` entries are applied last, a None value removes the variable.
     `niceness` > 0 starts the process under `nice` (all its threads inherit it), for
-    work that should only take cores the others leave idle.
+    work that should only take cores the others leave idle. The target's `memory_cap`
+    (when set, and where /proc can be read) limits the resident memory of the worker
+    and its descendants: see `call`.
     """
 
     def __init__(self, target: Target, python: str, floatx: str, workdir: Path, *,
@@ -180,6 +210,7 @@ class Worker:
         self.proc: subprocess.Popen | None = None
         self.info: dict | None = None
         self.restarts = 0
+        self.answering = False  # a request was sent and its reply not read yet (see request)
 
     # -- process life cycle -------------------------------------------------
     def environment(self) -> dict:
@@ -198,6 +229,7 @@ class Worker:
         env["PYTHONPATH"] = os.pathsep.join([worker_path(self.workdir), *self.target.pythonpath])
         env["PYTHONNOUSERSITE"] = "1"
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env[worker_mod.PARENT_ENV] = str(os.getpid())  # the worker dies with this process
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if self.target.needs_openmpi_shim:
             try:
@@ -232,7 +264,9 @@ class Worker:
                 self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 env=env, cwd=self.workdir, start_new_session=True)
         os.set_blocking(self.proc.stdin.fileno(), False)
-        self._deadline = _Deadline()
+        self.answering = False
+        capped = self.target.memory_cap is not None and memory.can_watch()
+        self._deadline = _Deadline(self._check_memory if capped else None)
         self._reader = protocol.FrameReader(self.proc.stdout.fileno(), self._deadline)
         return self._receive(time.monotonic() + timeout)
 
@@ -250,9 +284,22 @@ class Worker:
         self.info = info
         return info
 
+    def _check_memory(self) -> None:
+        """Raise WorkerOutOfMemory when the worker (with its descendants) holds more
+        resident memory than its target's cap."""
+        resident = memory.resident_bytes(self.proc.pid)
+        if resident > self.target.memory_cap:
+            raise WorkerOutOfMemory(resident, self.target.memory_cap)
+
+    def _raise_cap_hint(self) -> str:
+        return (f"raise the cap with --memory-cap or memory_cap in "
+                f"[tool.conformance.targets.{self.target.id}]")
+
     def _startup_failure(self, exc: Exception) -> str:
         if isinstance(exc, WorkerTimeout):
             what = f"worker did not answer within {self.time_limit(STARTUP_TIMEOUT_S):.0f} s"
+        elif isinstance(exc, WorkerOutOfMemory):
+            what = f"{exc} while starting ({self._raise_cap_hint()})"
         else:
             what = "worker " + describe_exit(self.proc.poll() if self.proc else None)
         return f"{what}; last lines of {self.log_path}:\n{self.log_tail()}"
@@ -286,8 +333,18 @@ class Worker:
             except OSError:
                 pass
 
+    def interrupt(self) -> None:
+        """Kill the process group now, from any thread, without waiting: the thread
+        waiting for a reply sees the worker die (and `kill`s it, which cleans up)."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def stop(self) -> None:
-        if self.alive:
+        if self.alive and not self.answering:  # else a reply is due first: kill it
             try:
                 self.request({"cmd": "exit"}, 5.0)
                 self.proc.wait(timeout=5.0)
@@ -308,11 +365,18 @@ class Worker:
         """Send a message (or a frame packed already) and wait for the reply."""
         deadline = time.monotonic() + timeout
         frame = message if isinstance(message, bytes) else protocol.pack(message)
+        # True until the reply is read: a request cut short (an interrupt in the
+        # waiting thread) leaves the pipe mid-conversation, fit only for `kill`
+        self.answering = True
         _write_with_deadline(self.proc.stdin.fileno(), frame, deadline)
-        return self._receive(deadline)
+        reply = self._receive(deadline)
+        self.answering = False
+        return reply
 
     def call(self, message: dict | bytes, timeout: float | None = None) -> dict:
-        """Send one request; a dead or stuck worker becomes a crash/timeout reply."""
+        """Send one request; a dead or stuck worker becomes a crash/timeout reply, and
+        so does one over its memory cap (stopped alone, its process group killed; the
+        reply's `memory_cap_bytes` holds the cap)."""
         timeout = timeout or self.time_limit(self.target.timeout_s)
         if not self.alive:
             self.restarts += 1
@@ -322,6 +386,11 @@ class Worker:
         except WorkerTimeout:
             self.kill()
             return {"status": "timeout", "message": f"no reply within {timeout:.0f} s"}
+        except WorkerOutOfMemory as exc:
+            self.kill()
+            return {"status": "crash", "message": f"{exc} (stopped; {self._raise_cap_hint()})",
+                    "memory_cap_bytes": exc.cap, "resident_bytes": exc.resident,
+                    "log_tail": self.log_tail()}
         except (WorkerDied, protocol.ProtocolError) as exc:
             self.kill()
             detail = str(exc) if isinstance(exc, protocol.ProtocolError) else ""
@@ -352,6 +421,7 @@ class Pool:
         self._lanes = {t.id: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lane-{t.id}")
                        for t in targets}
         self._gates = {t.id: _Gate() for t in targets}
+        self._starting: dict[str, Worker] = {}  # target id -> its worker while it starts
         self._closing = False
 
     def use_floatx(self, floatx: str) -> dict[str, dict]:
@@ -399,11 +469,16 @@ class Pool:
         python = self.pythons.get(target_id)
         if python is None:
             return "no interpreter"
+        if self._closing:
+            return "the pool was closed"
         worker = Worker(target, python, self.floatx, self.workdir, env=self.worker_env)
+        self._starting[target_id] = worker  # for close, should it come now
         try:
             worker.start()
         except StartupError as exc:
             return str(exc)
+        finally:
+            del self._starting[target_id]
         self.workers[target_id] = worker
         return None
 
@@ -473,10 +548,26 @@ class Pool:
         worker = self.workers.get(target_id)
         if worker is None:  # could not start at this floatx, or the pool was closed
             return {"status": "broken", "message": self.broken.get(target_id, "not started")}
+        if self._closing:  # checked in the turn: close waits for the turns taken before
+            return {"status": "error", "message": "the pool was closed"}
         try:
             return worker.call(request)
         except StartupError as exc:  # the restart after a crash failed
             return {"status": "crash", "message": f"restart failed: {exc}"}
+
+    def _end_turns(self) -> None:
+        """Return once no thread is at a worker's pipe, killing the workers of the turns
+        in progress: each waiting thread then sees a crash and, the pool closing, sends
+        nothing more (a turn taken from now on sends nothing: see _call_worker)."""
+        while True:
+            busy = [tid for tid, gate in self._gates.items() if gate.busy]
+            if not busy:
+                return
+            for tid in busy:
+                for worker in (self.workers.get(tid), self._starting.get(tid)):
+                    if worker is not None:
+                        worker.interrupt()
+            time.sleep(0.02)
 
     def stop_workers(self) -> None:
         for worker in self.workers.values():
@@ -484,10 +575,17 @@ class Pool:
         self.workers = {}
 
     def close(self) -> None:
+        """Stop every worker, also one in a call that never returns (an interrupted
+        run: its reply is not waited for)."""
         self._closing = True
         for lane in self._lanes.values():  # queued batches are dropped, a running one ends
-            lane.shutdown(cancel_futures=True)
+            lane.shutdown(wait=False, cancel_futures=True)
+        self._end_turns()
+        # before the threads end: a worker dies with the thread that started it (Linux,
+        # see worker.die_with_parent), and stop lets it exit by itself
         self.stop_workers()
+        for lane in self._lanes.values():
+            lane.shutdown()
         self._threads.shutdown()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)

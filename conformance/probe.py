@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from conformance import shims, targets as targets_mod
+from conformance import envs, shims, targets as targets_mod
 from conformance.pool import Pool
 from conformance.targets import Target
 
@@ -13,7 +13,7 @@ class TargetStatus:
     id: str
     flavor: str
     backend: str
-    status: str  # ready | not provisioned | broken
+    status: str  # ready | not provisioned | damaged | broken
     reason: str = ""
     fix: str = ""
     python: str | None = None
@@ -35,10 +35,43 @@ def fix_for(target: Target, reason: str) -> str:
     return "check the target's `python` in [tool.conformance.targets]"
 
 
+# What a target whose environment cannot be used is, by the environment's state.
+ENV_STATUS = {"missing": "not provisioned", "busy": "not provisioned",
+              "interrupted": "damaged", "damaged": "damaged"}
+
+
+def environment_status(target: Target, specs: dict) -> TargetStatus | None:
+    """The status of a target whose environment cannot be used now (missing, being
+    built by another process, interrupted, damaged), else None. A usable one is held
+    shared by this process from here on, so that another process does not rebuild or
+    remove it under the workers (envs.hold)."""
+    spec = specs.get(target.env or "")
+    if target.python or spec is None:
+        return None
+    current = envs.state(spec)
+    if current.ready:
+        envs.hold(spec)
+        current = envs.state(spec)  # again, held: a removal may have begun meanwhile
+        if not current.ready:
+            envs.release(spec)  # a rebuild must not wait for this process
+    if current.ready:
+        return None
+    fix = fix_for(target, current.reason)
+    if current.status == "busy":
+        fix = f"wait for it to finish (`conformance envs sync {spec.name}` waits for it)"
+    return TargetStatus(target.id, target.flavor, target.backend, ENV_STATUS[current.status],
+                        reason=current.reason, fix=fix)
+
+
 def resolve_interpreters(selected: list[Target], specs: dict) -> tuple[dict, list[TargetStatus]]:
-    """Interpreters of targets whose environment exists, and statuses of the others."""
+    """Interpreters of targets whose environment exists whole, and statuses of the
+    others."""
     pythons, missing = {}, []
     for target in selected:
+        unusable = environment_status(target, specs)
+        if unusable is not None:
+            missing.append(unusable)
+            continue
         python, reason = targets_mod.interpreter(target, specs)
         if python:
             pythons[target.id] = python

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from conformance import catalog, compare, options as options_mod
+from conformance import catalog, compare, costs, options as options_mod, resume, store
 from conformance.runloop import FLOATX_ORDER, Run
+from conformance.textsafe import printable
 
 CONFIG_PARAM = "config_case"  # suites/test_config.py's parameter: (target id, scenario)
 
@@ -65,6 +66,20 @@ class Preset:
         config.stash[_OPTIONS] = self.options
 
 
+class Planner:
+    """A pytest plugin object that collects the cases a run would check (after --shard
+    and --resume left theirs out) and runs none of them: `conformance run --plan`."""
+
+    def __init__(self):
+        self.case_ids: list[str] = []
+
+    @pytest.hookimpl(trylast=True)  # after this plugin's own collection hook
+    def pytest_collection_modifyitems(self, session, config, items):
+        self.case_ids = [case.id for case in map(case_of, items) if case is not None]
+        config.hook.pytest_deselected(items=list(items))
+        items[:] = []
+
+
 def session_of(config) -> "ConformanceSession":
     """The run's ConformanceSession, created on first use: the plugin is registered in
     every pytest run where the package is installed (entry point pytest11) and must cost
@@ -83,6 +98,7 @@ class ConformanceSession:
         try:
             options = config.stash[_OPTIONS] if _OPTIONS in config.stash else \
                 options_mod.from_pytest(config)
+            options = resume.resumed(options)  # --resume DIR: the interrupted run's options
         except options_mod.OptionError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.options = options
@@ -92,6 +108,7 @@ class ConformanceSession:
         self.next_cases: list[Case] = []
         self.positions: dict[int, int] | None = None  # id(item) -> its index in the run
         self.opened = False
+        self._costs: costs.Costs | None = None
 
     # what the suites read
     @property
@@ -111,6 +128,13 @@ class ConformanceSession:
         return self.options.shard
 
     @property
+    def costs(self) -> costs.Costs:
+        """What each case costs, for --shard: the table or results --costs names."""
+        if self._costs is None:
+            self._costs = costs.load(self.options.costs)
+        return self._costs
+
+    @property
     def settings(self):
         return self.run.settings
 
@@ -126,7 +150,14 @@ class ConformanceSession:
 
     def close(self) -> None:
         if self.opened:
+            self.opened = False  # once, even when it fails
             self.run.close()
+
+    def stop(self, error: store.OutputError) -> None:
+        """End the session for an output that cannot be written (a full disk): no
+        later case could be kept. Exit status 2; the workers stop as the run closes."""
+        self.say(f"error: {error}")
+        pytest.exit(str(error), returncode=2)
 
     def say(self, text: str) -> None:
         """Progress goes to the terminal even while pytest captures test output."""
@@ -161,8 +192,8 @@ def pytest_generate_tests(metafunc):
         marker = metafunc.definition.get_closest_marker("family")
         family = marker.args[0] if marker else None
         ops = catalog.select(catalog.all_ops(), session.op_patterns, family)
-    cases = [Case(op, fx) for fx in session.floatx for op in ops
-             if fx in op.floatx and options_mod.in_shard(Case(op, fx).id, session.shard)]
+    # every case: --shard picks its share once all are collected (_keep_shard)
+    cases = [Case(op, fx) for fx in session.floatx for op in ops if fx in op.floatx]
     metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 
@@ -188,18 +219,67 @@ def _order(item) -> int:
 
 def pytest_collection_modifyitems(session, config, items):
     """Group by floatx so each target's workers switch floatx at most twice; the config
-    tests go last, their checks having run in the background meanwhile."""
+    tests go last, their checks having run in the background meanwhile. A resumed run
+    leaves out the cases the interrupted one finished."""
     items.sort(key=_order)
     if _SESSION in config.stash:
-        config.stash[_SESSION].run.total = sum(1 for item in items if case_of(item))
+        state = config.stash[_SESSION]
+        if state.shard is not None:
+            _keep_shard(state, config, items)
+        if state.run.previous is not None:
+            _leave_out_finished(state, config, items)
+        state.run.total = sum(1 for item in items if case_of(item))
 
 
-@pytest.hookimpl(tryfirst=True)
+def _keep_shard(state, config, items) -> None:
+    """Leave out the op cases of other shards: the cases are split by their estimated
+    cost (conformance.costs), so that every shard gets the same work. Configuration
+    tests were split by their hashed id already (suites/test_config.py)."""
+    index, count = state.shard
+    ids = [case.id for case in map(case_of, items) if case is not None]
+    shard_of = costs.assign(ids, state.costs, count)
+    elsewhere = [i for i in items if case_of(i) is not None and shard_of[case_of(i).id] != index]
+    config.hook.pytest_deselected(items=elsewhere)
+    dropped = set(map(id, elsewhere))
+    items[:] = [i for i in items if id(i) not in dropped]
+
+
+def _leave_out_finished(state, config, items) -> None:
+    finished = state.run.previous.finished
+    config.hook.pytest_deselected(items=[i for i in items if case_id(i) in finished])
+    items[:] = [i for i in items if case_id(i) not in finished]
+    if not any(map(case_id, items)):  # none left: the run still ends
+        state.open()  # (its end record, summary.json)
+
+
+def case_id(item) -> str | None:
+    """The id of the case a test runs (its record of kind "case"), None for other tests."""
+    case, config_case = case_of(item), config_case_of(item)
+    if case is not None:
+        return case.id
+    return resume.config_case_id(*config_case) if config_case is not None else None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
-    """Tell the session which cases run next, for the engine's lookahead."""
+    """Tell the session which cases run next, for the engine's lookahead; after a
+    configuration test, mark its case finished (an op case's is marked by Run.check)."""
     if _SESSION not in item.config.stash:
-        return
+        return (yield)
     state = item.config.stash[_SESSION]
+    _set_next_cases(state, item, nextitem)
+    result = yield  # raises when the test was interrupted: then it did not finish
+    config_case = config_case_of(item)
+    if config_case is not None and state.opened:
+        try:
+            state.run.write("case", {"case": resume.config_case_id(*config_case)})
+        except store.OutputError as exc:
+            state.stop(exc)
+    return result
+
+
+def _set_next_cases(state, item, nextitem) -> None:
+    """The cases of the tests after `item`, up to the first test that is not a case."""
     if state.positions is None:  # the collected items do not change once tests run
         state.positions = {id(i): n for n, i in enumerate(item.session.items)}
     position = state.positions.get(id(item))
@@ -231,11 +311,26 @@ def pytest_runtest_makereport(item, call):
     (`conformance run`) it would otherwise vanish without a trace."""
     outcome = yield
     report = outcome.get_result()
+    if call.excinfo is not None and call.excinfo.errisinstance(store.OutputError) \
+            and _SESSION in item.config.stash:
+        item.config.stash[_SESSION].stop(call.excinfo.value)
     if (report.when != "call" or not report.failed or _SESSION not in item.config.stash
             or call.excinfo.errisinstance(pytest.fail.Exception)):
         return  # passed, or an unexpected divergence already in the progress line
     item.config.stash[_SESSION].run.harness_error(item.nodeid, str(report.longrepr),
                                                   retried=False)
+
+
+def pytest_sessionfinish(session):
+    """Close the run here, not later, so that an output that cannot be written (summary,
+    report) still sets the exit status."""
+    if _SESSION in session.config.stash:
+        state = session.config.stash[_SESSION]
+        try:
+            state.close()
+        except store.OutputError as exc:
+            state.say(f"error: {exc}")
+            session.exitstatus = 2
 
 
 def pytest_unconfigure(config):
@@ -247,5 +342,6 @@ def assert_conformant(records: list[dict]) -> None:
     """Fail the test for unexpected divergences, with one line per target."""
     bad = [r for r in records if r["status"] in compare.DIVERGENT]
     if bad:
-        lines = [f"{r['target']}: {r['status']}: {r.get('message', '')}" for r in bad]
+        lines = [printable(f"{r['target']}: {r['status']}: {r.get('message', '')}")
+                 for r in bad]
         pytest.fail("\n".join(lines), pytrace=False)

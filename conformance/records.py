@@ -7,18 +7,24 @@ written; the rest are described under ``properties`` and may be absent. Records 
 keys this module does not know are allowed.
 
 **<out>/results.jsonl** (`store.ResultsWriter`): one JSON object per line, flushed as
-it is written; ``kind`` says which of five:
+it is written; ``kind`` says which of six:
 
 - ``run``: the run header, written twice. At the start (`runloop.Run._run_record`):
   ``seed``, ``harness_version``, ``started`` (local time, ISO 8601), ``max_examples``,
   ``floatx`` (the list run), ``argv``, ``targets`` (ids selected), ``ops`` (the (op,
-  floatx) cases planned), ``hypothesis`` (its settings; null for baseline replays), and
+  floatx) cases planned), ``memory_caps`` (target id -> bytes of resident memory its
+  workers may hold), ``hypothesis`` (its settings; null for baseline replays), and
   the command's header: ``profile``, ``shard`` (``"I/N"`` or null), ``baseline`` (the
-  name, for `conformance compare`). At the end (`Run.close`): ``finished``,
-  ``duration_s``, ``cases_done`` and ``harness_errors`` (``{case, retried,
-  traceback}`` for each bug of the harness itself). An interrupted run has no end.
+  name, for `conformance compare`), and ``options`` (what ``conformance run --resume``
+  runs with again: every run option as a command line gives it, resolved: the seed
+  drawn, absolute paths, the target ids selected). A resumed run keeps that record
+  and adds ``resumed``: ``{started, argv, cases_done}`` per resumption. At the end
+  (`Run.close`): ``finished``, ``duration_s``, ``cases_done`` (a resumed run's counts
+  the cases the interrupted one finished) and ``harness_errors`` (``{case, retried,
+  traceback}`` for each bug of the harness itself), plus ``interrupted`` (``SIGINT``,
+  ``SIGTERM``) when a signal stopped the run. A run killed outright has no end.
 - ``target``: one per (target, floatx), `probe.TargetStatus` plus ``floatx``: ``id``,
-  ``flavor``, ``backend``, ``status`` (ready | not provisioned | broken), ``reason``,
+  ``flavor``, ``backend``, ``status`` (ready | not provisioned | damaged | broken), ``reason``,
   ``fix``, ``python`` (null when there is no interpreter) and ``info`` (what the worker
   reports about its backend: versions, floatx, epsilon, ...; empty unless ready).
 - ``result``: one per (op, target, floatx) (`engine.Engine._record`, and the baseline
@@ -50,6 +56,10 @@ it is written; ``kind`` says which of five:
   ``scenario``, ``check``, ``op`` (``config/<check>``), ``floatx``, ``status`` (pass |
   fail | error | unsupported | known), ``verdict`` (the status before the registry),
   ``expected``, ``observed`` (any JSON) and ``detail``; ``known`` as for results.
+- ``case``: written once a case's records all are (`runloop.Run.check`, and the
+  pytest plugin after a configuration test): ``case``, its id (``exp-float32``, or
+  ``config/<scenario>-<target>``). `conformance run --resume` keeps the records of
+  these cases and runs the others again; the summary has nothing of it.
 
 **<out>/summary.json** (`store.summarize`, rewritten by the report when it renders):
 ``run`` (the two run records merged: start and end keys in one object; a report of
@@ -99,7 +109,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 VERDICTS = list(compare.SEVERITY)  # what a comparison finds
 STATUSES = VERDICTS + ["known"]  # what is reported: a listed divergence becomes known
 CONFIG_VERDICTS = ["pass", "fail", "error", "unsupported"]
-TARGET_STATUSES = ["ready", "not provisioned", "broken"]
+TARGET_STATUSES = ["ready", "not provisioned", "damaged", "broken"]
 
 # -- building blocks --------------------------------------------------------------------
 NONFINITE = {"enum": ["nan", "inf", "-inf"]}  # store.jsonable's spelling of NaN and inf
@@ -147,12 +157,21 @@ RUN_START = _object(
               "seed_per_case": STRING, "example_db": STRING})]}},
     # the command's header: present in every record `conformance run`, `validate` and
     # `compare` write, though a Run built without one writes none
-    {"profile": STRING, "shard": {"type": ["string", "null"]}, "baseline": STRING})
+    {"profile": STRING, "shard": {"type": ["string", "null"]}, "baseline": STRING,
+     # bytes of resident memory each target's workers may hold (conformance.memory)
+     "memory_caps": {"type": "object", "additionalProperties": COUNT},
+     "options": {"type": "object"},  # conformance.resume.recorded
+     "resumed": {"type": "array", "items": _object(
+         {"started": TIME, "argv": STRINGS, "cases_done": COUNT})}})
 
 HARNESS_ERROR = _object({"case": STRING, "retried": {"type": "boolean"},
                          "traceback": STRING})
 RUN_END = _object({"finished": TIME, "duration_s": NUMBER, "cases_done": COUNT,
-                   "harness_errors": {"type": "array", "items": HARNESS_ERROR}})
+                   "harness_errors": {"type": "array", "items": HARNESS_ERROR}},
+                  {"interrupted": {"enum": ["SIGINT", "SIGTERM"]}})
+# a case whose records are all written (conformance.resume): "exp-float32", or
+# "config/<scenario>-<target>" for a configuration check
+CASE = _object({"case": STRING})
 
 TARGET = _object({"id": STRING, "flavor": {"enum": list(targets.FLAVORS)}, "backend": STRING,
                   "status": {"enum": TARGET_STATUSES}, "reason": STRING, "fix": STRING,
@@ -326,11 +345,13 @@ SCHEMAS = {
     "result": _document("results.jsonl result record", _kind("result", RESULT)),
     "pairwise": _document("results.jsonl pairwise record", _kind("pairwise", PAIRWISE)),
     "config": _document("results.jsonl config record", _kind("config", CONFIG)),
+    "case": _document("results.jsonl case record", _kind("case", CASE)),
     "summary": _document("summary.json", SUMMARY),
     "manifest": _document("baseline manifest.json", MANIFEST),
     "comparison": _document("comparison.json", COMPARISON),
 }
-RECORD_KINDS = ("run", "target", "result", "pairwise", "config")  # results.jsonl's, as store.KINDS
+# results.jsonl's, as store.KINDS
+RECORD_KINDS = ("run", "target", "result", "pairwise", "config", "case")
 
 
 def problems(kind: str, record) -> list[str]:

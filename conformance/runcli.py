@@ -6,7 +6,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from conformance import catalog, compare, known, options as options_mod, store
+from conformance import catalog, compare, costs, interrupts, known, options as options_mod
+from conformance import resume, store
+from conformance.textsafe import printable
 
 
 def suites_dir() -> Path:
@@ -17,6 +19,11 @@ def suites_dir() -> Path:
 
 def add_run_arguments(parser) -> None:
     options_mod.add_arguments(parser, out_default="reports/run-<timestamp>")
+    parser.add_argument("--plan", action="store_true", help="print the (op, floatx) cases "
+                        "this run (or --shard) would check, each with its estimated seconds "
+                        "(see --costs), and stop without running them")
+    parser.add_argument("--json", action="store_true",
+                        help="with --plan: a JSON list of {\"case\", \"estimated_s\"}")
 
 
 def add_ops_arguments(parser) -> None:
@@ -30,9 +37,17 @@ def add_report_arguments(parser) -> None:
                         help="HTML file to write (junit.xml and summary.json go beside it)")
 
 
+def add_costs_arguments(parser) -> None:
+    parser.add_argument("results", nargs="+", help="results folders of finished runs (the "
+                        "shards of one run together give every case)")
+    parser.add_argument("-o", "--output", default=str(costs.TABLE),
+                        help="cost table to write (default: the one --shard uses, %(default)s)")
+
+
 def add_suite_options(parser, out_default: str) -> None:
     """Options shared by every command that runs the suites on chosen targets (validate)."""
-    options_mod.add_arguments(parser, out_default=out_default, exclude=("targets", "shard"))
+    options_mod.add_arguments(parser, out_default=out_default,
+                              exclude=("targets", "shard", "resume"))
 
 
 def cmd_ops(args) -> int:
@@ -56,7 +71,44 @@ def cmd_ops(args) -> int:
 def cmd_run(args, extra_targets: dict | None = None) -> int:
     """Run the suites; `extra_targets` adds targets for this run only (used by validate)."""
     preset = {"extra_targets": extra_targets} if extra_targets else {}
-    return run(options_mod.from_arguments(args, **preset))
+    options = options_mod.from_arguments(args, **preset)
+    if getattr(args, "plan", False):
+        return plan(options, as_json=args.json)
+    if getattr(args, "json", False):
+        raise options_mod.OptionError("--json goes with --plan (a run's machine-readable "
+                                      "output is OUT/summary.json)")
+    return run(options)
+
+
+def _pytest_arguments(suites: Path) -> list[str]:
+    return [str(suites), "-o", "addopts=", "-p", "conformance.pytest_plugin",
+            "-p", "no:cacheprovider", "-p", "no:terminal", f"--rootdir={suites}"]
+
+
+def plan(options: options_mod.RunOptions, as_json: bool = False) -> int:
+    """Print the cases the run would check, with their estimated seconds; run none."""
+    import pytest
+
+    from conformance.pytest_plugin import Planner, Preset
+
+    options = resume.resumed(options)
+    planner = Planner()
+    code = pytest.main(_pytest_arguments(suites_dir()), plugins=[Preset(options), planner])
+    if code not in (0, 5):  # 5: no tests ran, which is what a plan wants
+        print(f"error: the suites could not be collected (pytest exit {int(code)})",
+              file=sys.stderr)
+        return 2
+    table = costs.load(options.costs)
+    rows = costs.plan(planner.case_ids, table, None)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for row in rows:
+        print(f"{row['case']:<40} {row['estimated_s']:8.1f} s")
+    shard = f"shard {options.shard[0]}/{options.shard[1]}" if options.shard else "the run"
+    print(f"{shard}: {len(rows)} cases, estimated {sum(r['estimated_s'] for r in rows):.0f} s "
+          f"of cases (plus worker start-up and floatx switches); costs from {table.source}")
+    return 0
 
 
 def run(options: options_mod.RunOptions) -> int:
@@ -66,14 +118,12 @@ def run(options: options_mod.RunOptions) -> int:
 
     from conformance.pytest_plugin import Preset
 
+    options = resume.resumed(options)  # --resume DIR: the interrupted run's own options
     out = options.results_dir()
     options = options.with_(out=out, project=Path(options.project).resolve())
-    suites = suites_dir()
-    pytest_args = [str(suites), "-o", "addopts=", "-p", "conformance.pytest_plugin",
-                   "-p", "no:cacheprovider", "-p", "no:terminal", f"--rootdir={suites}"]
-    code = pytest.main(pytest_args, plugins=[Preset(options)])
+    code = pytest.main(_pytest_arguments(suites_dir()), plugins=[Preset(options)])
     results = out / "results.jsonl"
-    if not results.exists():
+    if not results.is_file():
         print(f"error: the suites did not start (pytest exit {int(code)}); see the messages above",
               file=sys.stderr)
         return 2
@@ -82,6 +132,11 @@ def run(options: options_mod.RunOptions) -> int:
     _print_summary(summary, out)
     if not options.no_report and (out / "index.html").exists():
         print(f"report: {out / 'index.html'}")
+    stopped_by = interrupts.received()
+    if stopped_by:  # the cases that finished are kept, the one in progress is not
+        print(f"interrupted by {stopped_by}: {out} keeps the cases that finished; "
+              f"`conformance run --resume {out}` runs the others", file=sys.stderr)
+        return interrupts.exit_status()
     return exit_status(int(code), summary)
 
 
@@ -113,17 +168,20 @@ def _print_summary(summary: dict, out: Path) -> None:
     print()
     print(f"{'target':<20}" + "".join(f"{s:>12}" for s in statuses))
     for target, counter in counts.items():
-        print(f"{target:<20}" + "".join(f"{counter.get(s, 0):>12}" for s in statuses))
+        print(f"{printable(target, one_line=True):<20}"
+              + "".join(f"{counter.get(s, 0):>12}" for s in statuses))
     broken = {t["id"]: t for t in summary["targets"] if t.get("status") != "ready"}
-    for target in broken.values():
+    for target in broken.values():  # the reason and its fix are the target's own words
         reason = (str(target.get("reason") or "").splitlines() or [""])[0]
-        print(f"{target['id']}: {target['status']}: {reason} (fix: {target.get('fix')})")
+        print(printable(f"{target['id']}: {target['status']}: {reason} "
+                        f"(fix: {target.get('fix')})", one_line=True))
     unexpected = known.unexpected(summary)
     print(f"\n{len(unexpected)} unexpected divergences; results in {out}")
     for result in sorted(unexpected, key=lambda r: -float(r.get("worst_ratio") or 0))[:25]:
-        print(f"  {result.get('op', result.get('check')):<28} {result['target']:<18} "
-              f"{result.get('floatx', ''):<8} "
-              f"{result['status']:<8} {str(result.get('message', ''))[:90]}")
+        print(printable(f"  {result.get('op', result.get('check')):<28} {result['target']:<18} "
+                        f"{result.get('floatx', ''):<8} "
+                        f"{result['status']:<8} {str(result.get('message', ''))[:90]}",
+                        one_line=True))
     run = summary.get("run", {})
     _print_known(summary)
     _print_harness_errors(run.get("harness_errors") or [])
@@ -166,11 +224,25 @@ def _print_harness_errors(errors: list) -> None:
           f"(the others passed when tried again):")
     for error in errors[:10]:
         if not isinstance(error, dict):  # results of older harness versions
-            print(f"  {error}")
+            print(f"  {printable(error)}")
             continue
         print(f"  {error['case']}{' (tried again)' if error.get('retried') else ''}:")
         for line in error.get("traceback", "").splitlines()[-6:]:
-            print(f"    {line}")
+            print(f"    {printable(line)}")  # exception messages may quote a target
+
+
+def cmd_costs(args) -> int:
+    """Rewrite the cost table that balances shards from the results of finished runs."""
+    measured = []
+    for item in args.results:
+        summary = store.load(Path(item))
+        measured.append(costs.from_results(summary, source=costs.describe_run(summary)))
+    table = costs.merged(measured)
+    Path(args.output).write_text(json.dumps(table.as_table(), indent=1) + "\n")
+    print(f"{args.output}: {len(table.seconds)} cases, {sum(table.seconds.values()):.0f} s of "
+          f"cases plus {table.overhead_s:.0f} s outside them (start-up, floatx switches, "
+          f"configuration checks, report)")
+    return 0
 
 
 def cmd_report(args) -> int:

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import hypothesis
 
-from conformance import __version__, configsuite, known, store
+from conformance import __version__, configsuite, interrupts, known, memory, resume, store
 from conformance.engine import PROFILES, Engine, RunSettings
 from conformance.options import RunOptions
 from conformance.pool import Pool
 from conformance.probe import pool_statuses, resolve_interpreters
 from conformance import targets as targets_mod
+from conformance.textsafe import printable
 
 FLOATX_ORDER = ("float32", "float64", "float16")  # workers start at the first, switch twice
 # Configuration checks beside the op cases: targets checked at once, and the niceness
@@ -33,6 +34,9 @@ FLOATX_ORDER = ("float32", "float64", "float16")  # workers start at the first, 
 # op cases leave idle instead of slowing the op cases.
 CONFIG_PARALLEL = 2
 CONFIG_NICENESS = 10
+# Workers the configuration checks hold at once (two shared setups and a scenario's
+# own per target checked): with one per target, what the default memory cap splits by.
+CONFIG_WORKERS = CONFIG_PARALLEL * 3
 
 
 def floatx_order(floatx: str) -> int:
@@ -53,8 +57,12 @@ class Run:
 
     def __init__(self, targets: list, pythons: dict, *, settings: RunSettings,
                  floatx: list[str], out_dir: Path | None, workdir: Path, say=say_on_stderr,
-                 missing=(), report: bool = True, header: dict | None = None):
-        self.targets = targets  # selected, runnable or not
+                 missing=(), report: bool = True, header: dict | None = None,
+                 memory_caps: dict | None = None):
+        # selected, runnable or not; each carries its workers' memory cap (the pool's and
+        # the configuration checks'): `memory_caps` (--memory-cap), its own, or the default
+        self.targets = memory.with_caps(targets, memory_caps or {},
+                                        workers=len(targets) + CONFIG_WORKERS)
         self.pythons = pythons  # target id -> interpreter, for the runnable ones
         self.missing = list(missing)  # TargetStatus of the targets that cannot start
         self.settings = settings
@@ -66,6 +74,7 @@ class Run:
         self.header = header or {}
         self.started = time.time()
         self.done = 0
+        self.previous: resume.Previous | None = None  # what the run this one resumes finished
         self.total = 0  # cases this run is expected to check (for the progress line)
         self.writer: store.ResultsWriter | None = None
         self.pool: Pool | None = None
@@ -90,10 +99,19 @@ class Run:
             example_db=Path(options.example_db or Path(out).resolve().parent / ".conformance-examples"),
             reuse_shapes=profile["reuse_shapes"])
         header = {"profile": options.profile,
-                  "shard": "/".join(map(str, options.shard)) if options.shard else None}
-        return cls(selected, pythons, settings=settings, floatx=options.floatx, out_dir=out,
-                   workdir=Path(out) / "workers", say=say, missing=missing,
-                   report=not options.no_report, header=header)
+                  "shard": "/".join(map(str, options.shard)) if options.shard else None,
+                  # what `conformance run --resume` runs with again
+                  "options": resume.recorded(
+                      options, seed=seed, out=Path(out).resolve(),
+                      example_db=settings.example_db.resolve(),
+                      known=options.registry_path.resolve(), targets=[t.id for t in selected])}
+        run = cls(selected, pythons, settings=settings, floatx=options.floatx, out_dir=out,
+                  workdir=Path(out) / "workers", say=say, missing=missing,
+                  report=not options.no_report, header=header,
+                  memory_caps=options.memory_cap)
+        if options.resume is not None:
+            run.previous = resume.Previous.read(options.resume)
+        return run
 
     @property
     def seed(self) -> int:
@@ -107,12 +125,21 @@ class Run:
     def open(self) -> None:
         """Start writing results and create the pool (workers start at the first floatx)."""
         if self.out_dir is not None:
+            if self.previous is not None:  # its start record stays the run's
+                self.previous.keep_finished({"started": now_text(self.started),
+                                             "argv": sys.argv,
+                                             "cases_done": self.previous.cases_done})
             self.writer = store.ResultsWriter(self.out_dir)
-            self.writer.write("run", self._run_record())
+            if self.previous is None:
+                self.writer.write("run", self._run_record())
         for status in self.missing:
             for floatx in self.floatx:
                 self.write("target", {**status.as_dict(), "floatx": floatx})
-            self.say(f"target {status.id}: {status.status}: {status.reason} (fix: {status.fix})")
+            self.say(printable(f"target {status.id}: {status.status}: {status.reason} "
+                               f"(fix: {status.fix})"))
+        if not memory.can_watch():
+            self.say("memory caps are not enforced: resident memory cannot be read here "
+                     "(no /proc)")
         runnable = [t for t in self.targets if t.id in self.pythons]
         self.pool = Pool(runnable, self.pythons, self.workdir)
         self.engine = Engine(self.pool, self.settings, self.writer)
@@ -123,6 +150,7 @@ class Run:
             "seed": settings.seed, "harness_version": __version__, "started": now_text(self.started),
             "max_examples": settings.max_examples, "floatx": self.floatx, "argv": sys.argv,
             "targets": [t.id for t in self.targets], "ops": self.total,
+            "memory_caps": {t.id: t.memory_cap for t in self.targets},
             "hypothesis": {"version": hypothesis.__version__,
                            "max_examples": settings.max_examples,
                            "shrink_calls": settings.shrink_calls,
@@ -135,6 +163,11 @@ class Run:
             **self.header}
 
     def announce(self) -> None:
+        if self.previous is not None:
+            done = self.previous.cases_done
+            self.say(f"resuming the run in {self.out_dir}: {done} of {done + self.total} "
+                     f"(op, floatx) cases done, {self.total} left (seed {self.seed})")
+            return
         self.say(f"conformance run: seed {self.seed}, profile {self.header.get('profile')} "
                  f"({self.settings.max_examples} examples per op), {self.total} (op, floatx) "
                  f"cases, targets {', '.join(t.id for t in self.targets)}; results in "
@@ -156,6 +189,10 @@ class Run:
 
     def close(self) -> None:
         """Stop every worker, finish results.jsonl, write summary.json and the report."""
+        with interrupts.finishing():  # a signal now asks for what this does already
+            self._close()
+
+    def _close(self) -> None:
         if self.config_suite is not None:  # before the writer closes: it writes records
             self.config_suite.close()
         if self.pool is not None:
@@ -163,12 +200,25 @@ class Run:
         if self.writer is None:
             return
         finished = time.time()
-        self.writer.write("run", {"finished": now_text(finished),
-                                  "duration_s": round(finished - self.started, 1),
-                                  "cases_done": self.done, "harness_errors": self.harness_errors})
-        self.writer.close()
-        self.writer = None
+        writer, self.writer = self.writer, None
+        try:
+            if writer.failure is None:  # else said already, and the file takes no more
+                writer.write("run", self._end_record(finished))
+        finally:
+            writer.close()
         write_outputs(self.out_dir, self.say, report=self.report)
+
+    def _end_record(self, finished: float) -> dict:
+        """The run record that ends results.jsonl; a resumed run's counts what the
+        interrupted one finished too."""
+        previous = self.previous
+        record = {"finished": now_text(finished), "duration_s": round(finished - self.started, 1),
+                  "cases_done": self.done + (previous.cases_done if previous else 0),
+                  "harness_errors": (previous.harness_errors if previous else [])
+                  + self.harness_errors}
+        if interrupts.received():  # stopped by a signal: the cases left can be resumed
+            record["interrupted"] = interrupts.received()
+        return record
 
     # -- floatx ----------------------------------------------------------------------
     def switch_floatx(self, floatx: str) -> dict:
@@ -183,7 +233,7 @@ class Run:
         for status in pool_statuses(self.pool, infos):
             if status.status != "ready":
                 first_line = (status.reason.splitlines() or [""])[0]
-                self.say(f"target {status.id} cannot run: {first_line}")
+                self.say(f"target {status.id} cannot run: {printable(first_line)}")
             self.write("target", {**status.as_dict(), "floatx": floatx})
         self.say(f"  {len(infos)} targets ready in {time.time() - started:.1f}s")
         return infos
@@ -197,6 +247,8 @@ class Run:
         case_id = f"{op.name}-{floatx}"
         try:
             records = self.engine.check(op, floatx, list(upcoming))
+        except store.OutputError:  # the disk, not the harness: trying again cannot help
+            raise
         except Exception:
             # A bug of the harness itself: said at once with its traceback and kept in
             # the run record; the case is tried once more so that a passing fault
@@ -204,6 +256,7 @@ class Run:
             # failure propagates and is reported by the caller the same way.
             self.harness_error(case_id, traceback.format_exc(), retried=True)
             records = self.engine.check(op, floatx, list(upcoming))
+        self.write("case", {"case": case_id})  # its records are all written: see resume
         self.case_done(f"{op.family}/{case_id:<34}", records, time.time() - started)
         return records
 
@@ -234,7 +287,7 @@ class Run:
         self.harness_errors.append({"case": where, "retried": retried,
                                     "traceback": "\n".join(lines)})
         then = "; trying the case once more" if retried else ""
-        self.say(f"HARNESS ERROR in {where}{then}:\n  " + "\n  ".join(lines))
+        self.say(f"HARNESS ERROR in {where}{then}:\n  " + printable("\n  ".join(lines)))
 
     def write(self, kind: str, record: dict) -> None:
         """A record to results.jsonl (nothing when the run keeps no results file)."""
@@ -251,7 +304,8 @@ def progress_line(done: int, total: int, label: str, records: list[dict], second
     parts = []
     for status in sorted(by_status, key=lambda s: (s == "pass", s)):
         names = by_status[status]
-        detail = "" if status in ("pass", "unsupported") else f" ({', '.join(names)})"
+        detail = ("" if status in ("pass", "unsupported")
+                  else f" ({printable(', '.join(names), one_line=True)})")
         parts.append(f"{status} {len(names)}{detail}")
     clock = "" if elapsed is None else f"  [{int(elapsed) // 60}:{int(elapsed) % 60:02d}]"
     return f"[{done:>4}/{total}] {label} {seconds:6.1f}s  {' · '.join(parts)}{clock}"

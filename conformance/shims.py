@@ -42,6 +42,9 @@ def openmpi_shim() -> str:
         if link.is_symlink() or link.exists():
             if Path(link.resolve()) == Path(source).resolve():
                 continue
-            link.unlink()
-        link.symlink_to(source)
+            link.unlink(missing_ok=True)
+        try:
+            link.symlink_to(source)
+        except FileExistsError:  # another run's worker made it at the same moment
+            pass
     return str(folder)

@@ -9,9 +9,11 @@
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -48,32 +50,112 @@ def dumps(value, **kwargs) -> str:
 SYNC_EVERY_S = 1.0
 
 
+class OutputError(Exception):
+    """A results file cannot be written (disk full, read-only, permission): the message
+    names the file, the error and what was kept."""
+
+
+def output_error(path: Path, exc: OSError, kept: str = "") -> OutputError:
+    """The OutputError of `exc` (an OSError writing `path`), with what to do."""
+    advice = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space on that disk",
+              errno.EFBIG: "free space on that disk or raise the file size limit",
+              errno.EISDIR: "move that folder away"}.get(exc.errno, "make it writable")
+    kept = f"; {kept}" if kept else ""
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}{kept}; {advice}, or give "
+                       "another folder with --out, and run again")
+
+
+def check_writable(folder: Path) -> None:
+    """OutputError unless files can be created in `folder`, or in the nearest folder
+    above it that exists when it does not yet (the run creates it): a file in the way,
+    a read-only disk, no permission, a full disk. Nothing is left behind."""
+    folder = Path(folder).absolute()
+    existing = next(p for p in [folder, *folder.parents] if p.exists())
+    if not existing.is_dir():
+        raise OutputError(f"cannot create {folder}: {existing} is a file, not a folder; give "
+                          "a folder path with --out")
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".conformance-probe-") as probe:
+            probe.write(b"{}\n")
+            probe.flush()
+            os.fsync(probe.fileno())  # a full disk may only say so here
+    except OSError as exc:
+        raise OutputError(f"cannot write {folder}: creating a file in {existing} fails "
+                          f"({exc.strerror or exc}); give a folder you can write with "
+                          "--out") from None
+
+
 class ResultsWriter:
     """Appends records to results.jsonl, one whole line each, from any thread (the
-    configuration checks write from their own thread beside the op cases)."""
+    configuration checks write from their own thread beside the op cases).
+
+    A write that fails (disk full) raises OutputError, and so does every write after
+    it: the file keeps only whole lines (a line cut short is cut off again), so what
+    was written before stays readable."""
 
     def __init__(self, out_dir: Path):
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.out_dir / "results.jsonl"
-        self._file = open(self.path, "a", encoding="utf-8")
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            # unbuffered: each record is one write to the OS, nothing waits in a buffer;
+            # readable too, to see how the last run left the file
+            self._file = open(self.path, "a+b", buffering=0)
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
         self._lock = threading.Lock()
         self._synced = time.monotonic()
+        self._whole = self._file.seek(0, os.SEEK_END)  # bytes up to the last whole line
+        self.lines = 0  # records written by this writer
+        self.failure: OutputError | None = None
+        if self._whole and os.pread(self._file.fileno(), 1, self._whole - 1) != b"\n":
+            # a run killed mid-line: end that line, or the first record would join it
+            self._write_or_fail(b"\n")
 
     def write(self, kind: str, record: dict) -> None:
-        line = dumps({"kind": kind, **record}) + "\n"
+        line = (dumps({"kind": kind, **record}) + "\n").encode("utf-8")
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            self._write_or_fail(line)
+            self.lines += 1
+
+    def _write_or_fail(self, line: bytes) -> None:
+        if self.failure is not None:
+            raise OutputError(str(self.failure))
+        try:
+            self._write_all(line)
             if time.monotonic() - self._synced >= SYNC_EVERY_S:
                 os.fsync(self._file.fileno())
                 self._synced = time.monotonic()
+        except OSError as exc:
+            self._cut_partial_line()
+            self.failure = output_error(self.path, exc, f"the {self.lines} records this run "
+                                        "wrote before stay readable")
+            raise OutputError(str(self.failure)) from None
+        self._whole += len(line)
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._file.write(view):]
+
+    def _cut_partial_line(self) -> None:
+        """Remove what a failed write left of its line (readers skip a partial last line,
+        but the next writer's first line would be glued to it)."""
+        try:
+            os.ftruncate(self._file.fileno(), self._whole)
+        except OSError:  # not a regular file (a pipe, /dev/full): nothing to cut
+            pass
 
     def close(self) -> None:
         with self._lock:
-            if not self._file.closed:
-                self._file.flush()
-                os.fsync(self._file.fileno())
+            if self._file.closed:
+                return
+            try:
+                if self.failure is None:
+                    os.fsync(self._file.fileno())
+            except OSError as exc:  # the disk did not take the last records after all
+                raise output_error(self.path, exc, "its last records may be lost") from None
+            finally:
                 self._file.close()
 
 
@@ -95,7 +177,9 @@ def read_records(path: Path) -> list[dict]:
     return records
 
 
-KINDS = ("run", "target", "result", "pairwise", "config")  # what results.jsonl holds
+# what results.jsonl holds; "case" marks a case finished (conformance.resume), and the
+# summary has nothing of it
+KINDS = ("run", "target", "result", "pairwise", "config", "case")
 
 
 def summarize(records: list[dict]) -> dict:
@@ -165,6 +249,10 @@ def write_summary(out_dir: Path, summary: dict) -> Path:
         text = dumps(summary, separators=(",", ":"))
     path = Path(out_dir) / "summary.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)  # a half-written copy only takes space
+        raise output_error(path, exc, "results.jsonl beside it holds every record") from None
     return path

@@ -29,6 +29,7 @@ import time
 import traceback
 
 from conformance import protocol
+from conformance.worker import die_with_parent
 
 STDOUT_KEEP = 2000  # characters of a plugin's stdout kept in the report
 
@@ -269,6 +270,7 @@ def main(argv=None):
     parser.add_argument("--module", required=True)
     parser.add_argument("--keras2-surface", action="store_true")
     options = parser.parse_args(argv)
+    die_with_parent()  # a plugin that hangs on import must not outlive the harness
 
     faulthandler.enable(file=sys.stderr, all_threads=True)
     if hasattr(signal, "SIGUSR1"):  # the parent asks for the stack of a hang

@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from conformance import envs, kerasfacts
+from conformance import envs, kerasfacts, memory
 
 FLAVORS = ("keras3", "keras2", "ops-module")
 FLOATX = kerasfacts.FLOATX_VALUES  # every floatx a run can use: what keras.json accepts
@@ -37,6 +37,9 @@ class Target:
     image_data_format: str = kerasfacts.DEFAULT_IMAGE_DATA_FORMAT
     needs_openmpi_shim: bool = False  # CNTK 2.7 links OpenMPI 1.10 sonames
     timeout_s: float = 120.0
+    # bytes of resident memory a worker may hold (the worker is stopped above it);
+    # None: the run's default (see conformance.memory)
+    memory_cap: int | None = None
     opt_in: bool = False  # runs only when named (--targets), not in "all targets"
 
     def keras_json(self, floatx: str) -> dict:
@@ -120,7 +123,8 @@ def load_envs(config: dict) -> dict[str, envs.EnvSpec]:
 # What each key of a [tool.conformance.targets.<id>] table holds.
 _TARGET_KEYS = {"flavor": str, "backend": str, "env": str, "python": str, "env_vars": dict,
                 "pythonpath": list, "epsilon": float, "image_data_format": str,
-                "needs_openmpi_shim": bool, "timeout_s": float, "opt_in": bool}
+                "needs_openmpi_shim": bool, "timeout_s": float, "opt_in": bool,
+                "memory_cap": object}  # bytes or a size text: checked by memory.parse_size
 
 
 def _check_table(target_id: str, table) -> None:
@@ -146,6 +150,11 @@ def _check_table(target_id: str, table) -> None:
         raise ConfigError(f"{where}: env_vars values must be strings")
     if table.get("timeout_s", 1) <= 0:
         raise ConfigError(f"{where}: timeout_s must be more than 0 seconds")
+    if "memory_cap" in table:
+        try:
+            memory.parse_size(table["memory_cap"])
+        except memory.CapError as exc:
+            raise ConfigError(f"{where}: memory_cap {exc}") from None
     formats = kerasfacts.IMAGE_DATA_FORMATS
     if table.get("image_data_format", kerasfacts.DEFAULT_IMAGE_DATA_FORMAT) not in formats:
         raise ConfigError(f"{where}: image_data_format must be {' or '.join(formats)}")
@@ -171,6 +180,8 @@ def load_targets(config: dict, root: Path | None = None) -> dict[str, Target]:
                                                  **table["env_vars"]}.items()))
         if "pythonpath" in table:
             updates["pythonpath"] = tuple(str((root or Path.cwd()) / p) for p in table["pythonpath"])
+        if "memory_cap" in table:  # "3GiB" -> bytes (checked above)
+            updates["memory_cap"] = memory.parse_size(table["memory_cap"])
         target = replace(base, **updates)
         if target.flavor not in FLAVORS:
             raise ConfigError(f"target {target_id}: flavor must be one of {FLAVORS}")

@@ -13,14 +13,76 @@ Requests (``cmd``): ``ping``, ``info``, ``call`` (``fn``, ``args``, ``kwargs``,
 ``floatx`` (switch floatx at runtime, answered with ``info``; ``unsupported`` when
 the adapter cannot, and the pool then restarts the worker instead), ``exit``.
 Replies always carry ``status``: ``ok``, ``unsupported`` or ``error``.
+
+The worker ends when the harness does, however the harness ends (`die_with_parent`).
 """
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 
 from conformance import protocol
+
+# Set by the pool in the worker's environment: the harness's pid. Not os.getppid() at
+# start-up, which is init's already when the harness died while the worker started.
+PARENT_ENV = "CONFORMANCE_PARENT_PID"
+PARENT_CHECK_S = 0.5  # how often the watch thread looks for its parent (see die_with_parent)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent():
+    """End this process when the harness ends, however it ends (Ctrl-C, SIGTERM,
+    SIGKILL, a crash), even while a plugin call never returns.
+
+    On Linux the kernel kills the worker when its parent dies (PR_SET_PDEATHSIG),
+    whatever the worker is doing, a C call holding the GIL included. Its catch: it fires
+    when the *thread* that started the worker ends, so the pool starts workers only from
+    threads that outlive them (its lanes and threads, which Pool.close ends after
+    stopping the workers). Where prctl is missing or fails, a daemon thread watches the
+    parent and, once the worker is orphaned, kills the worker's process group: that
+    needs the GIL, which a plugin stuck in Python code (a sleep, a loop) still lets it
+    have, and C code holding the GIL does not. The kernel's signal ends the worker only,
+    not the processes a plugin started (it is not inherited): a harness killed outright
+    leaves those, where an orderly stop kills the whole group.
+    """
+    parent = int(os.environ.get(PARENT_ENV) or os.getppid())
+    if kill_on_parent_death():
+        if os.getppid() != parent:  # gone before the kernel was told: no signal will come
+            _end_group()
+        return
+    watch = threading.Thread(target=watch_parent, args=(parent,), name="parent-watch")
+    watch.daemon = True
+    watch.start()
+
+
+def kill_on_parent_death():
+    """Linux: have the kernel send SIGKILL to this process when its parent ends (True
+    when that is set up)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def watch_parent(parent, interval=PARENT_CHECK_S):
+    """Return never while `parent` is this process's parent; once it is not (the
+    harness died, the process was reparented), kill this process and its group."""
+    while os.getppid() == parent:
+        time.sleep(interval)
+    _end_group()
+
+
+def _end_group():
+    if os.getpgid(0) == os.getpid():  # leader of its own group (the pool's workers are)
+        os.killpg(0, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)  # a group shared with others: this process only
 
 
 def _claim_stdio():
@@ -143,6 +205,7 @@ def main(argv=None):
     parser.add_argument("--module", default=None,
                         help="backend module for ops-module plugins")
     options = parser.parse_args(argv)
+    die_with_parent()
     proto_in, proto_out = _claim_stdio()
     serve(load_adapter(options.flavor, options.module), proto_in, proto_out)
 

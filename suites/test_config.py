@@ -7,7 +7,7 @@ known-divergence registry matches it: op names are "config/<check>", e.g.
 "config/floatx/float64" or "config/epsilon/*".
 
 `--conformance-ops` selects these tests by "config/<scenario>" (or "config" for all);
-`--conformance-shard` splits them like the op cases.
+`--conformance-shard` splits them by a hash of their id (the op cases by their cost).
 """
 import json
 

@@ -1,6 +1,5 @@
 """Workers never touch the user's ~/.keras, and the worker runs on Python 3.6."""
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np

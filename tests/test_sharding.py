@@ -12,19 +12,26 @@ ROOT = Path(__file__).resolve().parent.parent
 OPS = "exp,log,sin,add,multiply,maximum,softmax,sum,mean,max"
 
 
-def run(tmp_path, name, shard=None):
-    """`conformance run` on one fake NumPy target declared in the project's pyproject."""
+def project(tmp_path):
+    """A project with one fake NumPy target declared in its pyproject."""
     (tmp_path / "pyproject.toml").write_text(
         f'[tool.conformance.targets.np]\nflavor = "ops-module"\nbackend = "numpy_ops"\n'
         f'python = "{sys.executable}"\npythonpath = ["{FAKE_PLUGINS}"]\n')
-    out = tmp_path / name
+
+
+def conformance_run(tmp_path, *args):
+    project(tmp_path)
     command = [sys.executable, "-m", "conformance.cli", "run", "--targets", "np", "--ops", OPS,
-               "--floatx", "float32,float64", "--profile", "smoke", "--seed", "5",
-               "--out", str(out), "--no-report"]
-    if shard:
-        command += ["--shard", shard]
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+               "--floatx", "float32,float64", "--profile", "smoke", "--seed", "5", *args]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def run(tmp_path, name, shard=None):
+    """`conformance run` on the fake target; its results folder."""
+    out = tmp_path / name
+    done = conformance_run(tmp_path, "--out", str(out), "--no-report",
+                           *(["--shard", shard] if shard else []))
     assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-2000:]
     return out
 
@@ -44,6 +51,12 @@ def test_merged_shards_equal_the_unsharded_run(tmp_path):
     assert all(shard_results), "both shards must hold cases"
     names = [{(r["op"], r["floatx"]) for r in results} for results in shard_results]
     assert not names[0] & names[1], "a case ran in both shards"
+    for index, ran in enumerate(names, 1):  # --plan names the cases the shard runs
+        planned = conformance_run(tmp_path, "--shard", f"{index}/2", "--plan", "--json")
+        assert planned.returncode == 0, planned.stderr[-2000:]
+        rows = json.loads(planned.stdout)
+        assert {row["case"] for row in rows} == {f"{op}-{fx}" for op, fx in ran}
+        assert all(row["estimated_s"] > 0 for row in rows)
     report.render([store.load(first), store.load(second)], tmp_path / "merged" / "index.html",
                   [first, second])
     merged = json.loads((tmp_path / "merged" / "summary.json").read_text())

@@ -240,7 +240,7 @@ def test_upgrade_session_end_to_end_finds_the_regression(tmp_path, monkeypatch, 
     out = project / out
     plan = json.loads((out / "plan.json").read_text())
     assert list(plan["envs"]) == ["tiny"] and plan["targets"] == ["np"]
-    built = sorted(p.name for p in (cache / "envs").iterdir())
+    built = sorted(p.name for p in (cache / "envs").iterdir() if p.is_dir())  # not locks
     assert len(built) == 2 and all(name.startswith("tiny-") for name in built)
     comparison = json.loads((out / "report" / "comparison.json").read_text())
     changes = {e["op"]: e["change"] for e in comparison["entries"]}

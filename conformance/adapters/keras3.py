@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from conformance import adapters
-from conformance.adapters import Unsupported
+from conformance.adapters import Unsupported, jax_cache
 
 EXECUTION_VAR = "CONFORMANCE_OPENVINO_EXECUTION"  # compiled (default) | eager
 
@@ -35,6 +35,9 @@ class Adapter(object):
 
     def __init__(self, module=None):
         self.keras, self.import_log = adapters.import_capturing_stderr("keras")
+        # Keras imports JAX under every backend, and the runs of a machine share its
+        # compile cache: entries are written whole (see jax_cache)
+        jax_cache.write_entries_atomically()
         self.ops = self.keras.ops
         self.execution = "eager"
         self.compiled = None

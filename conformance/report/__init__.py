@@ -15,7 +15,10 @@ explains, then its stale entries; the merged summary.json says the stale entries
 
 The page is one self-contained file: inline CSS, a little plain JavaScript (filters,
 sorting, units; everything is visible without it), and inline SVG charts from
-matplotlib. Everything that comes from results is escaped by jinja2's autoescape.
+matplotlib. Everything that comes from results is text a target controls: every
+``{{ }}`` of the templates is escaped by jinja2's autoescape, after `fmt.clean_text`
+replaced the characters HTML and XML cannot carry (the environment's `finalize`), and
+the page's Content-Security-Policy runs no script but its own (`conformance.report.csp`).
 """
 from __future__ import annotations
 
@@ -24,13 +27,14 @@ import shutil
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from conformance import __version__, known, store
-from conformance.report import junit, model
-from conformance.report.fmt import LABELS, VERDICTS
+from conformance.report import csp, junit, model
+from conformance.report.fmt import LABELS, VERDICTS, clean_text
 from conformance.report.merging import merge, source_dirs, strip_sources
 
-__all__ = ["render", "merge", "TEMPLATES"]
+__all__ = ["render", "merge", "inline_assets", "TEMPLATES"]
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # The tolerance model's page; a source checkout has it, an installed wheel does not.
@@ -40,6 +44,15 @@ TOLERANCE_DOC = Path(__file__).resolve().parents[2] / "docs" / "tolerance.md"
 _ENVIRONMENT: jinja2.Environment | None = None
 
 
+def _finalize(value):
+    """Every ``{{ }}`` value on its way into the page: text without the characters HTML
+    and XML cannot carry (NUL, ESC, ...); markup built by the harness (charts, the page's
+    own script and style) stays markup."""
+    if isinstance(value, Markup):
+        return Markup(clean_text(value))
+    return clean_text(value) if isinstance(value, str) else value
+
+
 def _environment() -> jinja2.Environment:
     """One environment per process: templates are compiled once (auto_reload still
     picks up edited template files)."""
@@ -47,8 +60,23 @@ def _environment() -> jinja2.Environment:
     if _ENVIRONMENT is None:
         _ENVIRONMENT = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-            trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+            trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
+            finalize=_finalize)
     return _ENVIRONMENT
+
+
+def _asset(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def inline_assets(regression: bool = False) -> dict:
+    """The page's own script and style (exactly as the page carries them) and the
+    Content-Security-Policy that allows those two and nothing else."""
+    script = csp.check_inline("script", _asset("report.js"))
+    style = csp.check_inline("style", _asset("report.css")
+                             + (_asset("regression.css") if regression else ""))
+    return {"script": Markup(script), "style": Markup(style),
+            "content_security_policy": csp.policy(script, style)}
 
 
 def _tolerance_doc_href(out_dir: Path) -> str | None:
@@ -82,7 +110,8 @@ def render(summaries: list[dict], out_html: Path, results_dirs: list[Path] | Non
     html = _environment().get_template("report.html.j2").render(
         title=title or "Keras conformance report", version=__version__,
         verdict_names=VERDICTS, verdict_labels=LABELS, regression=regression,
-        tolerance_doc=_tolerance_doc_href(out_dir), **context)
+        tolerance_doc=_tolerance_doc_href(out_dir), **inline_assets(bool(regression)),
+        **context)
     tmp = out_html.with_name(out_html.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out_html)

@@ -4,6 +4,11 @@ SVGs are kept small: text stays text (``svg.fonttype = none``), coordinates are
 rounded, metadata and namespace URLs are dropped, and ids get a per-chart prefix so
 several charts can live in one HTML page. Legends are drawn in HTML by the template
 (the same colour per target all over the page), not by matplotlib.
+
+Labels are target ids: matplotlib escapes them as SVG text, after `clean_text` and with
+mathtext off (a ``$`` in a label is shown, never parsed). matplotlib's ``<style>``
+element goes (report.css has its one rule): the page's Content-Security-Policy allows
+only the page's own style element.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import re
 
 import numpy as np
 
-from conformance.report.fmt import number
+from conformance.report.fmt import clean_text, number
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf"]
@@ -48,7 +53,7 @@ def _matplotlib():
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "conformance", "font.size": 7,
        "font.family": "sans-serif", "axes.linewidth": 0.6, "xtick.major.width": 0.6,
        "ytick.major.width": 0.6, "xtick.major.size": 2.5, "ytick.major.size": 2.5,
-       "path.simplify": True}
+       "path.simplify": True, "text.parse_math": False}
 
 
 def _svg(fig, prefix: str) -> str:
@@ -58,6 +63,7 @@ def _svg(fig, prefix: str) -> str:
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    text = re.sub(r"<style[^>]*>.*?</style>", "", text, flags=re.S)
     text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
     text = re.sub(r"\s*\n\s*", " ", text)
     # round coordinates in attribute values (never in text), implicit lineto in paths
@@ -181,8 +187,9 @@ def heatmap(labels: list[str], matrix: np.ndarray, counts: np.ndarray, prefix: s
                                                                  if np.isfinite(matrix).any() else 1.0))
         ax.set_xticks(range(n))
         ax.set_yticks(range(n))
-        ax.set_xticklabels(labels, rotation=40, ha="right")
-        ax.set_yticklabels(labels)
+        shown_labels = [clean_text(label) for label in labels]
+        ax.set_xticklabels(shown_labels, rotation=40, ha="right")
+        ax.set_yticklabels(shown_labels)
         ax.tick_params(length=0)
         for i in range(n):
             for j in range(n):

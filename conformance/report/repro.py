@@ -14,19 +14,41 @@ their dtype. Larger ones are embedded as base64 ``.npy`` bytes when the countere
 ``.npz`` is at hand and small enough, else loaded from that ``.npz`` (copied next to
 the report). Positional arguments are ``call["args"]`` (input names) when the record
 has them, else every array input not passed by keyword, in recorded order.
+
+A target's own words (its message, version strings, interpreter path) only ever go
+into comments, each kept on its one line; a module name it reported is imported by
+name through importlib unless it is a plain dotted name: a script a person copies and
+runs must not run what a backend wrote.
 """
 from __future__ import annotations
 
 import base64
 import io
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 
 from conformance.report.arrays import is_array
+from conformance.textsafe import printable
 
 EMBED_LIMIT = 48 * 1024  # bytes of .npy embedded per script before falling back to np.load
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+def _comment(text) -> str:
+    """Text for the rest of a comment line: no line break (nor any other control
+    character) can end the comment and start a line of code."""
+    return printable(" ".join(str(text).split()), one_line=True)
+
+
+def _import(module: str, alias: str) -> str:
+    """``import module as alias``; through importlib when `module` is not a plain
+    dotted name, so that a name is never read as code."""
+    if _DOTTED_NAME.match(module):
+        return f"import {module} as {alias}"
+    return f"import importlib; {alias} = importlib.import_module({module!r})"
 
 
 def _literal(value) -> str:
@@ -154,16 +176,17 @@ def script(result: dict, target: dict, npz: Path | None = None,
     names, kwargs = call_arguments(cx)
     inputs = cx.get("inputs") or {}
 
-    header = [f"# Repro: {fn} on {target.get('id', backend)} with floatx={floatx}",
-              f"# Harness verdict: {cx.get('verdict', result.get('status'))}: "
-              + " ".join(str(cx.get("message") or result.get("message") or "").split())[:300]]
+    header = ["# Repro: " + _comment(f"{fn} on {target.get('id', backend)} with floatx={floatx}"),
+              "# Harness verdict: " + _comment(
+                  f"{cx.get('verdict', result.get('status'))}: "
+                  + " ".join(str(cx.get("message") or result.get("message") or "").split())[:300])]
     versions = ", ".join(f"{k} {info[k]}" for k in ("python", "keras", "backend_library",
                                                       "backend_version") if info.get(k))
     if versions:
-        header.append(f"# Target: {versions}")
+        header.append(f"# Target: {_comment(versions)}")
     interpreter = target.get("python") or info.get("executable")
     if interpreter:
-        header.append(f"# Run with the target's interpreter: {interpreter} repro.py")
+        header.append(f"# Run with the target's interpreter: {_comment(interpreter)} repro.py")
     body = []
     if flavor != "ops-module":
         body = ["import os", f"os.environ[\"KERAS_BACKEND\"] = {backend!r}"]
@@ -208,7 +231,8 @@ def script(result: dict, target: dict, npz: Path | None = None,
         call_lines = []
         if info.get("graph_mode"):  # tf_keras on TF 2: K.placeholder needs graph mode
             call_lines += ["import tensorflow as tf", "tf.compat.v1.disable_eager_execution()"]
-        call_lines += [f"from {package} import backend as K", ""]
+        call_lines += [f"from {package} import backend as K" if _DOTTED_NAME.match(package)
+                       else _import(f"{package}.backend", "K"), ""]
         if backend != "theano":
             call_lines.append(f"K.set_floatx({floatx!r})")
         if package != "keras" and fn.startswith("keras."):
@@ -244,7 +268,7 @@ def script(result: dict, target: dict, npz: Path | None = None,
     elif flavor == "ops-module":
         module = backend
         name = fn.rsplit(".", 1)[-1]
-        call_lines = [f"import {module} as plugin", ""] + prelude + definitions + [
+        call_lines = [_import(module, "plugin"), ""] + prelude + definitions + [
             "reference = [" + ", ".join(references) + "]", "",
             f"result = plugin.{name}(" + ", ".join(arg_vars) + kw_text + ")",
             "result = list(result) if isinstance(result, (list, tuple)) else [result]",

@@ -30,6 +30,8 @@
   var table = document.getElementById("matrix");
   if (!form || !table) { return; }
   form.hidden = false;
+  // the filters apply as they change: Enter in the search box must not submit the form
+  form.addEventListener("submit", function (event) { event.preventDefault(); });
   var rows = Array.prototype.slice.call(table.querySelectorAll("tr.row"));
   var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
   var firstTarget = 3;
@@ -114,7 +116,8 @@
   function sortRows(key, descending) {
     headers.forEach(function (th) { th.classList.remove("asc", "desc"); });
     if (!key) { return; }
-    var th = table.tHead.querySelector('[data-sort="' + key + '"]');
+    // the key comes from the URL: compared as text, never built into a selector
+    var th = headers.filter(function (h) { return h.getAttribute("data-sort") === key; })[0];
     if (th) { th.classList.add(descending ? "desc" : "asc"); }
     var index = /^\d+$/.test(key) ? parseInt(key, 10) + firstTarget : -1;
     function cellKey(row) {

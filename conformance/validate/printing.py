@@ -2,10 +2,12 @@
 summary and the result."""
 from __future__ import annotations
 
+import signal
 import textwrap
 from pathlib import Path
 
 from conformance import compare
+from conformance.textsafe import printable
 from conformance.validate.checks import ImportVerdict, Surface, name_clash
 
 WORST_SHOWN = 8
@@ -30,11 +32,13 @@ def print_checks(verdict: ImportVerdict, surface: Surface, flavor: str, module: 
 def print_import(verdict: ImportVerdict, module: str,
                  inspect_verdict: ImportVerdict | None = None) -> None:
     mark = "ok" if verdict.ok else "FAIL"
-    print(f"import    [{mark}] {verdict.headline}")
+    # the headline quotes the plugin's error; `where` its source lines; the using line its
+    # stderr: the plugin's own text, shown with its terminal controls escaped
+    print(f"import    [{mark}] {printable(verdict.headline)}")
     for line in verdict.where:
-        print(f"{INDENT}at {line}")
+        print(f"{INDENT}at {printable(line, one_line=True)}")
     if verdict.using_line:
-        print(f"{INDENT}Keras printed: {verdict.using_line}")
+        print(f"{INDENT}Keras printed: {printable(verdict.using_line, one_line=True)}")
     if verdict.stdout_bytes:
         preview = verdict.stdout.strip().replace("\n", " | ")[:100]
         print(f"{INDENT}note: it writes {verdict.stdout_bytes} bytes to stdout while being "
@@ -45,7 +49,7 @@ def print_import(verdict: ImportVerdict, module: str,
         print(f"{INDENT}note: {note}")
     if inspect_verdict is not None and not inspect_verdict.ok and verdict.ok is False \
             and inspect_verdict.kind != verdict.kind:
-        print(f"{INDENT}imported alone (without Keras): {inspect_verdict.headline}")
+        print(f"{INDENT}imported alone (without Keras): {printable(inspect_verdict.headline)}")
 
 
 def _print_missing(surface: Surface, header: str, compact: bool) -> None:
@@ -63,7 +67,7 @@ def _print_keras2_surface(surface: Surface, compact: bool) -> None:
                           for n, ok in surface.required.items())
         print(f"surface   required entries: {marks}")
     if surface.error:
-        print(f"{INDENT if surface.required else 'surface   '}{surface.error}")
+        print(f"{INDENT if surface.required else 'surface   '}{printable(surface.error)}")
     if surface.expected and not surface.error:
         print(f"{INDENT}keras.backend API: {len(surface.present)}/{len(surface.expected)} "
               f"names ({surface.coverage:.1f}%) of what keras/backend/__init__.py imports")
@@ -78,7 +82,7 @@ def _print_keras2_surface(surface: Surface, compact: bool) -> None:
 
 def _print_ops_surface(surface: Surface, compact: bool) -> None:
     if surface.error:
-        print(f"surface   {surface.error}")
+        print(f"surface   {printable(surface.error)}")
     else:
         print(f"surface   keras.ops names: {len(surface.present)}/{len(surface.expected)} "
               f"({surface.coverage:.1f}%) of the functions the op catalog calls")
@@ -96,7 +100,7 @@ def print_suites(result: dict, plugin_id: str, against: list[str]) -> None:
     print(f"suites    {result['cases']} (op, floatx) cases on {plugin_id}: {text}")
     for broken in result["broken"]:
         reason = str(broken.get("reason") or "").splitlines()[:1]
-        print(f"{INDENT}did not start at floatx={broken['floatx']}: {reason}")
+        print(f"{INDENT}did not start at floatx={broken['floatx']}: {printable(reason)}")
     _print_worst(result["unexpected"], against)
 
     def listing(grouped):
@@ -121,7 +125,7 @@ def _print_worst(unexpected: list[dict], against: list[str]) -> None:
         print(f"{INDENT}{entry['op']:<22} {entry['floatx']:<8} {entry['status']:<8} "
               f"{ratio_text}  {others}".rstrip())
         if entry["message"]:
-            print(f"            {entry['message'][:110]}")
+            print(f"            {printable(entry['message'][:110], one_line=True)}")
     if len(unexpected) > WORST_SHOWN:
         print(f"{INDENT}... and {len(unexpected) - WORST_SHOWN} more (see the report)")
 
@@ -131,6 +135,9 @@ def print_result(module: str, record: dict, surface_only: bool, out: Path) -> No
     status = record["exit_status"]
     if not record["import"]["ok"]:
         print(f"result    FAIL: {module} does not import; details in {out / 'checks'}")
+    elif status > 128:  # stopped by a signal (see conformance.interrupts)
+        print(f"result    interrupted by {signal.Signals(status - 128).name}: the suites did "
+              f"not finish; exit status {status}")
     elif status:
         reasons = _failure_reasons(record.get("suites", {}))
         print(f"result    FAIL: {'; '.join(reasons)}; exit status {status}")

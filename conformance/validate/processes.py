@@ -10,7 +10,7 @@ import re
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,11 +130,18 @@ def check_plugin(target: Target, python: str, workdir: Path, timeout: float):
     # Keras 2 imports a backend with KERAS_BACKEND=<module>. The inspection imports the
     # plugin alone; should the plugin import keras itself, Keras then loads TensorFlow.
     alone = replace(target, extra_env=target.extra_env + (("KERAS_BACKEND", "tensorflow"),))
+    workers = [CheckWorker(target, python, workdir, "load"),
+               CheckWorker(alone, python, workdir, "inspect", keras2_surface=True)]
     with ThreadPoolExecutor(max_workers=2) as threads:
-        load = threads.submit(CheckWorker(target, python, workdir, "load").run_check, timeout)
-        inspect = threads.submit(CheckWorker(alone, python, workdir, "inspect",
-                                             keras2_surface=True).run_check, timeout)
-        return load.result(), inspect.result()
+        load, inspect = (threads.submit(w.run_check, timeout) for w in workers)
+        try:
+            return load.result(), inspect.result()
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): end the checks now
+            while not (load.done() and inspect.done()):
+                for worker in workers:
+                    worker.interrupt()
+                wait([load, inspect], timeout=0.05)
+            raise
 
 
 def validate_checks(plugin: Target, python: str, workdir: Path,
