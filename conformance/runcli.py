@@ -185,6 +185,7 @@ def _print_summary(summary: dict, out: Path) -> None:
     run = summary.get("run", {})
     _print_known(summary)
     _print_harness_errors(run.get("harness_errors") or [])
+    _print_time_spent(summary)
     print(f"seed {run.get('seed')} (rerun with --seed {run.get('seed')} to reproduce)")
 
 
@@ -213,6 +214,40 @@ def _print_known(summary: dict) -> None:
         globs = "  ".join(f"{key} {','.join(map(str, entry.get(key) or []))}"
                           for key in ("op", "target", "floatx", "verdict"))
         print(f"  {entry.get('cause')}: {globs} ({entry.get('covered')} results in scope)")
+
+
+def time_spent(summary: dict, top: int = 5) -> dict:
+    """Where a run's time went: its cases' seconds, the `top` slowest cases each with the
+    target that spent the most time in its backend there, and each target's backend
+    seconds over the run (a target is as slow as its backend; the rest is shared)."""
+    cases: dict[str, dict] = {}
+    by_target: Counter = Counter()
+    for result in summary["results"]:
+        if "wall_s" not in result:
+            continue
+        case = cases.setdefault(f"{result['op']}-{result['floatx']}",
+                                {"wall_s": 0.0, "target": None, "backend_s": -1.0})
+        case["wall_s"] = max(case["wall_s"], float(result["wall_s"]))
+        backend_s = float(result.get("backend_s") or 0.0)
+        by_target[printable(result["target"], one_line=True)] += backend_s
+        if backend_s > case["backend_s"]:
+            case.update(target=printable(result["target"], one_line=True), backend_s=backend_s)
+    slowest = sorted(cases.items(), key=lambda item: -item[1]["wall_s"])[:top]
+    return {"cases": len(cases), "cases_s": sum(c["wall_s"] for c in cases.values()),
+            "slowest": [{"case": name, **case} for name, case in slowest],
+            "backend_s": dict(by_target.most_common())}
+
+
+def _print_time_spent(summary: dict) -> None:
+    spent = time_spent(summary)
+    if not spent["cases"]:
+        return
+    print(f"\ntime: {spent['cases_s']:.0f} s in {spent['cases']} cases; slowest:")
+    for case in spent["slowest"]:
+        print(f"  {case['case']:<40} {case['wall_s']:7.1f} s  (most in {case['target']}'s "
+              f"backend: {case['backend_s']:.1f} s)")
+    print("seconds inside each backend: " + ", ".join(
+        f"{target} {seconds:.0f}" for target, seconds in spent["backend_s"].items()))
 
 
 def _print_harness_errors(errors: list) -> None:

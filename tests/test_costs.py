@@ -71,3 +71,18 @@ def test_bad_cost_sources_say_what_to_give(tmp_path):
         costs.load(bad)
     with pytest.raises(costs.CostError, match="no timed cases"):
         costs.from_results({"run": {}, "results": []}, source="x")
+
+
+def test_time_spent_names_the_slowest_cases_and_the_target_behind_each():
+    from conformance import runcli
+
+    result = lambda op, target, wall, backend: {"op": op, "floatx": "float32", "target": target,
+                                                "wall_s": wall, "backend_s": backend}
+    summary = {"results": [result("exp", "a", 2.0, 0.5), result("exp", "b", 2.0, 1.5),
+                           result("conv", "a", 9.0, 8.0), result("conv", "b", 9.0, 0.1),
+                           {"op": "log", "floatx": "float32", "target": "c", "status": "broken"}]}
+    spent = runcli.time_spent(summary, top=1)
+    assert spent["cases"] == 2 and spent["cases_s"] == 11.0
+    assert spent["slowest"] == [{"case": "conv-float32", "wall_s": 9.0, "target": "a",
+                                 "backend_s": 8.0}]
+    assert spent["backend_s"] == {"a": 8.5, "b": 1.6}
