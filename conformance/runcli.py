@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from conformance import catalog, compare, costs, interrupts, known, options as options_mod
-from conformance import resume, store
+from conformance import coverage, resume, store
 from conformance.textsafe import printable
 
 
@@ -28,6 +28,11 @@ def add_run_arguments(parser) -> None:
 
 def add_ops_arguments(parser) -> None:
     parser.add_argument("--family", choices=catalog.FAMILIES)
+    parser.add_argument("--coverage", action="store_true", help="how much of each Keras API "
+                        "(Keras 3 ops, activations, losses, random; Keras 2 backend, "
+                        "activations, losses) the catalog calls, listed from the Keras "
+                        "installed in the keras3 and keras2 environments, with the "
+                        "uncovered names")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -51,6 +56,10 @@ def add_suite_options(parser, out_default: str) -> None:
 
 
 def cmd_ops(args) -> int:
+    if getattr(args, "coverage", False):
+        if args.family:
+            raise options_mod.OptionError("--coverage counts every family: leave out --family")
+        return coverage.cmd_coverage(args)
     ops = catalog.select(catalog.all_ops(), family=args.family)
     rows = [{"name": op.name, "family": op.family,
              "keras3": op.keras3.fn if op.keras3 else None,

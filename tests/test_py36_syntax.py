@@ -35,10 +35,12 @@ def _imported_modules(path: Path):
 def worker_side_files():
     """worker.py and everything it imports from the package, transitively, with the
     `__init__` of each package on the way; plus every adapter (the worker picks one per
-    flavor by name) and the Keras facts module, which both sides share."""
+    flavor by name) and the other modules that run in target interpreters."""
     extra = sorted((PACKAGE / "adapters").glob("*.py"))
-    if (PACKAGE / "kerasfacts.py").is_file():
-        extra.append(PACKAGE / "kerasfacts.py")
+    # also run in target interpreters: the Keras facts both sides share, validate's
+    # import checks (surface) and the API listing of `conformance ops --coverage`
+    extra += [PACKAGE / name for name in ("kerasfacts.py", "surface.py", "census.py")
+              if (PACKAGE / name).is_file()]
     todo, seen = [PACKAGE / "worker.py", *extra], set()
     while todo:
         path = todo.pop()
