@@ -145,7 +145,11 @@ def _resident(pid: int) -> int:
 def _children(pid: int) -> list[int]:
     """Child processes of every thread of `pid` (a thread may fork too)."""
     children = []
-    for listing in (PROC / str(pid) / "task").glob("*/children"):
+    try:  # a process may end while it is looked at (Theano's compiler runs seconds)
+        listings = list((PROC / str(pid) / "task").glob("*/children"))
+    except OSError:
+        return []
+    for listing in listings:
         try:
             children += [int(child) for child in listing.read_text().split()]
         except (OSError, ValueError):  # the thread ended meanwhile

@@ -378,6 +378,10 @@ class Worker:
         so does one over its memory cap (stopped alone, its process group killed; the
         reply's `memory_cap_bytes` holds the cap)."""
         timeout = timeout or self.time_limit(self.target.timeout_s)
+        if self.alive and self.answering:
+            # the last request was cut short (an exception in the waiting thread): its
+            # reply may still come and would be read as this one's; start afresh
+            self.kill()
         if not self.alive:
             self.restarts += 1
             self.start()

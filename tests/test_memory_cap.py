@@ -230,3 +230,28 @@ def test_a_run_records_the_caps_and_reports_the_out_of_memory_crash(tmp_path):
     assert "over its cap of 300 MiB" in results["hog"]["message"]
     assert results["np"]["status"] == "pass"
     assert "over its cap of 300 MiB" in (out / "index.html").read_text()
+
+
+def test_a_process_that_ends_while_it_is_measured_counts_nothing():
+    """Theano runs its compiler as a child for seconds: a child that ends while the
+    watch lists it must not break the wait (it did: FileNotFoundError from /proc)."""
+    gone = 2 ** 22 + 12345  # above the default pid_max: no such process
+    assert memory.resident_bytes(gone) == 0 and memory._children(gone) == []
+
+
+def test_a_request_cut_short_never_lends_its_reply_to_the_next(make_pool, monkeypatch):
+    """An exception in the waiting thread (here from the memory watch) leaves the reply
+    in the pipe; the next request must get its own reply, not that one."""
+    pool = make_pool(replace(fake_target(), memory_cap=4 * GiB))
+
+    def broken_watch(pid):
+        raise RuntimeError("the watch failed")
+
+    monkeypatch.setattr(memory, "resident_bytes", broken_watch)
+    slow = request("sleep_then_add", np.zeros(1), np.full(1, 3 * pool_mod.MEMORY_WATCH_S))
+    with pytest.raises(RuntimeError):
+        pool.call({"fake": slow})
+    monkeypatch.undo()
+    reply = pool.call({"fake": request("add", np.full(2, 1.0), np.full(2, 2.0))})["fake"]
+    assert reply["status"] == "ok" and reply["outputs"][0].tolist() == [3.0, 3.0]
+    assert pool.workers["fake"].restarts == 1
