@@ -63,13 +63,16 @@ def from_results(summary: dict, source: str = "") -> Costs:
 
 
 def merged(measured: list[Costs]) -> Costs:
-    """Costs of several result sets (the shards of one run, say): a case measured twice
-    keeps its larger time, and the overhead is the largest one."""
-    seconds: dict[str, float] = {}
+    """Costs of several result sets (the shards of one run, several runs): a case
+    measured more than once costs the mean of its times, since one run's time of a case
+    is noisy (the first case after a floatx switch pays compiles, cases queued ahead
+    overlap); the overhead is the largest one."""
+    times: dict[str, list[float]] = {}
     for costs in measured:
         for case_id, value in costs.seconds.items():
-            seconds[case_id] = max(seconds.get(case_id, 0.0), value)
-    return Costs(seconds, overhead_s=max((c.overhead_s for c in measured), default=0.0),
+            times.setdefault(case_id, []).append(value)
+    return Costs({case_id: statistics.fmean(values) for case_id, values in times.items()},
+                 overhead_s=max((c.overhead_s for c in measured), default=0.0),
                  source="; ".join(c.source for c in measured))
 
 

@@ -86,3 +86,10 @@ def test_time_spent_names_the_slowest_cases_and_the_target_behind_each():
     assert spent["slowest"] == [{"case": "conv-float32", "wall_s": 9.0, "target": "a",
                                  "backend_s": 8.0}]
     assert spent["backend_s"] == {"a": 8.5, "b": 1.6}
+
+
+def test_a_case_measured_twice_costs_the_mean():
+    first = costs.Costs({"a-float32": 1.0, "b-float32": 4.0}, overhead_s=5.0, source="run 1")
+    second = costs.Costs({"a-float32": 3.0}, overhead_s=9.0, source="run 2")
+    both = costs.merged([first, second])
+    assert both.seconds == {"a-float32": 2.0, "b-float32": 4.0} and both.overhead_s == 9.0
