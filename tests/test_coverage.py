@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Today's covered counts (Keras 3.15.1, Keras 2.3.1): coverage may rise, never drop.
 # Raise a number here when the catalog grows; lowering one needs a reason in review.
-COVERED_FLOOR = {"keras3.ops": 138, "keras3.activations": 2, "keras3.losses": 8,
+COVERED_FLOOR = {"keras3.ops": 153, "keras3.activations": 2, "keras3.losses": 8,
                  "keras3.random": 10, "keras2.backend": 85, "keras2.activations": 2,
                  "keras2.losses": 8}
 

@@ -117,7 +117,8 @@ def _wrong_answers(op, example, refs, floatx):
         return [("zeros", [np.zeros_like(refs[0])]), ("-ref", [-refs[0]])]
     masks = _largest_only(refs, floatx)
     zeros = [np.where(m, 0.0, r) for m, r in zip(masks, refs)]
-    flipped = [np.where(m, -r, r) for m, r in zip(masks, refs)]
+    # bool references (comparisons, signbit) are judged as 0/1 numbers: -1 is wrong too
+    flipped = [np.where(m, -np.asarray(r, "float64"), r) for m, r in zip(masks, refs)]
     return [("zeros", zeros), ("-ref", flipped)]
 
 
