@@ -39,6 +39,23 @@ def test_workflow_yaml_runs_four_shards_and_merges_them():
     assert uploads and uploads[0]["with"]["path"] == "reports/conformance"
 
 
+def test_workflow_carries_the_compile_caches_from_run_to_run():
+    """The compile caches the workers use (pool.compile_caches) are restored from the
+    newest earlier run and saved under this run's key: actions/cache never saves again
+    under a key it restored, so a fixed key would freeze them after the first run."""
+    import yaml
+    from conformance.pool import compile_caches
+
+    workflow = yaml.safe_load((ROOT / ".github/workflows/conformance.yml").read_text())
+    caches = [s["with"] for s in workflow["jobs"]["shard"]["steps"]
+              if s.get("uses", "").startswith("actions/cache")]
+    folders = {Path(value.split("=")[-1]).parent.name
+               for value in compile_caches("x").values() if "/" in value}
+    assert folders == {"jax", "theano"}
+    growing = [c for c in caches if all(f"keras-conformance/{f}" in c["path"] for f in folders)]
+    assert growing and "github.run_id" in growing[0]["key"] and growing[0].get("restore-keys")
+
+
 def test_the_tests_session_provisions_every_environment_and_ci_requires_them():
     """Every built-in environment is one some test runs a worker in (keras3, keras2 on
     Python 3.6, tfkeras); CI builds them all and lets no test needing one skip."""
