@@ -46,15 +46,21 @@ class Costs:
                 "cases": {k: round(v, 3) for k, v in sorted(self.seconds.items())}}
 
 
-def from_results(summary: dict, source: str = "") -> Costs:
-    """Costs measured by a run: each case's wall time (the slowest target's record),
-    and as overhead what the run spent outside its cases."""
+def case_seconds(results: list[dict]) -> dict[str, float]:
+    """{case id: wall seconds} of a run's result records (the slowest target's record;
+    targets that did not start carry no timing)."""
     seconds: dict[str, float] = {}
-    for result in summary.get("results", []):
-        if "wall_s" not in result:  # targets that did not start carry no timing
-            continue
-        case_id = f"{result['op']}-{result['floatx']}"
-        seconds[case_id] = max(seconds.get(case_id, 0.0), float(result["wall_s"]))
+    for result in results:
+        if "wall_s" in result:
+            case_id = f"{result['op']}-{result['floatx']}"
+            seconds[case_id] = max(seconds.get(case_id, 0.0), float(result["wall_s"]))
+    return seconds
+
+
+def from_results(summary: dict, source: str = "") -> Costs:
+    """Costs measured by a run: each case's wall time (`case_seconds`), and as overhead
+    what the run spent outside its cases."""
+    seconds = case_seconds(summary.get("results", []))
     if not seconds:
         raise CostError(f"{source or 'the results'} hold no timed cases; give the results "
                         "folder of a finished `conformance run`")

@@ -229,14 +229,13 @@ def time_spent(summary: dict, top: int = 5) -> dict:
     """Where a run's time went: its cases' seconds, the `top` slowest cases each with the
     target that spent the most time in its backend there, and each target's backend
     seconds over the run (a target is as slow as its backend; the rest is shared)."""
-    cases: dict[str, dict] = {}
+    cases = {case_id: {"wall_s": seconds, "target": None, "backend_s": -1.0}
+             for case_id, seconds in costs.case_seconds(summary["results"]).items()}
     by_target: Counter = Counter()
     for result in summary["results"]:
         if "wall_s" not in result:
             continue
-        case = cases.setdefault(f"{result['op']}-{result['floatx']}",
-                                {"wall_s": 0.0, "target": None, "backend_s": -1.0})
-        case["wall_s"] = max(case["wall_s"], float(result["wall_s"]))
+        case = cases[f"{result['op']}-{result['floatx']}"]
         backend_s = float(result.get("backend_s") or 0.0)
         by_target[printable(result["target"], one_line=True)] += backend_s
         if backend_s > case["backend_s"]:
