@@ -476,7 +476,9 @@ class Engine:
             "reference": [encode_array(r) for r in refs[target.id]],
             "outputs": outputs,
             "call": {"fn": call.fn, "args": _argument_names(args, example),
-                     "kwargs": _encode_structure(kwargs)},
+                     "kwargs": _encode_structure(kwargs),
+                     **({"wrt": list(call.wrt), "cotangents": list(call.cotangents)}
+                        if call.wrt else {})},
             "tolerance": op.tolerance.formula,
         }
         if self.run.out_dir is not None:

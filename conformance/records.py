@@ -189,7 +189,9 @@ COUNTEREXAMPLE = _object(
          _object({"status": {"const": "ok"},
                   "outputs": {"type": "array", "items": {"$ref": "#/$defs/array"}}}),
          _object({"status": {"type": ["string", "null"]}, "message": STRING})]}},
-     "call": _object({"fn": STRING, "args": {}, "kwargs": {}}),
+     "call": _object({"fn": STRING, "args": {}, "kwargs": {}},
+                     {"wrt": {"type": "array", "items": STRING},
+                      "cotangents": {"type": "array", "items": STRING}}),
      "tolerance": STRING},
     {"arrays": STRING})
 

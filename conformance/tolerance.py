@@ -116,6 +116,46 @@ class Elementwise(Tolerance):
         return allowed
 
 
+class Gradient(Tolerance):
+    """Vector-Jacobian product of an elementwise f, g = ct f'(x):
+    E = N ulp(g) + N u |ct| (|x f''(x)| + |y h'(y)|).
+
+    N ulp(g) is f' evaluated and multiplied by ct in floatx; |x f''(x)| the input
+    rounding of f' (as |x f'(x)| is for f); |y h'(y)| the rounding of the forward
+    output y when a backend computes f'(x) = h(y) from it (tanh' = 1 - y^2: 2 y^2).
+    `terms(example)` returns |ct| (|x f''(x)| + |y h'(y)|).
+    """
+
+    def __init__(self, ulps: int, terms):
+        self.ulps = ulps
+        self.terms = terms
+        self.formula = f"E = {ulps} ulp(g) + {ulps} u |ct| (|x f''(x)| + |y h'(y)|)"
+
+    def allowed(self, example, ref, floatx, index):
+        with np.errstate(all="ignore"):
+            term = np.nan_to_num(np.asarray(self.terms(example), dtype="float64"),
+                                 nan=0.0, posinf=np.finfo("float64").max)
+        return self.ulps * ulp(ref, floatx) + self.ulps * unit_roundoff(floatx) * term
+
+
+class LinearGradient(Tolerance):
+    """Vector-Jacobian product of an op linear in the input, g = J^T ct, a sum of at
+    most k products per element: E = 4 sqrt(k) u (|J|^T |ct|) + u |g|.
+
+    `bound(example, index)` returns (|J|^T |ct|, k) for output `index` (as Matmul's
+    S1 and k; a copy or a sign change has k = 1)."""
+
+    formula = "E = 4 sqrt(k) u (|J|^T |ct|) + u |g|"
+
+    def __init__(self, bound):
+        self.bound = bound
+
+    def allowed(self, example, ref, floatx, index):
+        magnitude, k = self.bound(example, index)
+        u = unit_roundoff(floatx)
+        return 4 * np.sqrt(k) * u * magnitude + u * np.abs(ref)
+
+
 class Reduction(Tolerance):
     """Sum-like reduction over n terms: E = 4 sqrt(n) u sum|x_i| + u |y|.
 

@@ -8,7 +8,10 @@ TensorFlow backend.``, warnings, even a plugin's ``print``) is redirected to std
 so it can never corrupt the protocol.
 
 Requests (``cmd``): ``ping``, ``info``, ``call`` (``fn``, ``args``, ``kwargs``,
-``params``: indices of array leaves that are model parameters),
+``params``: indices of array leaves that are model parameters), ``vjp`` (a ``call``
+plus ``wrt``, indices of the array leaves to differentiate with respect to, and
+``cotangents``, one array per output: answered with the vector-Jacobian product, one
+output per ``wrt`` leaf; ``unsupported`` on targets that do not differentiate),
 ``config`` (optional ``sections``: see ``conformance.adapters.configprobe``),
 ``floatx`` (switch floatx at runtime, answered with ``info``; ``unsupported`` when
 the adapter cannot, and the pool then restarts the worker instead), ``exit``.
@@ -158,12 +161,10 @@ def handle(adapter, request):
     if cmd == "config":
         from conformance.adapters import configprobe
         return dict(configprobe.probe(adapter, request), status="ok")
-    if cmd == "call":
+    if cmd in ("call", "vjp"):
         started, cpu_started = time.perf_counter(), time.process_time()
         try:
-            outputs, compile_s = adapter.call(
-                request["fn"], request.get("args", []), request.get("kwargs", {}),
-                request.get("params", []))
+            outputs, compile_s = _evaluate(adapter, request)
         except adapter.Unsupported as exc:
             return {"status": "unsupported", "message": str(exc)[:2000]}
         except NotImplementedError as exc:
@@ -178,6 +179,18 @@ def handle(adapter, request):
                 "backend_cpu_s": time.process_time() - cpu_started, "compile_s": compile_s}
     return {"status": "error", "error_type": "ProtocolError",
             "message": "unknown command %r" % cmd}
+
+
+def _evaluate(adapter, request):
+    """(outputs, compile seconds) of a ``call`` or ``vjp`` request."""
+    arguments = (request["fn"], request.get("args", []), request.get("kwargs", {}),
+                 request.get("params", []))
+    if request["cmd"] == "call":
+        return adapter.call(*arguments)
+    vjp = getattr(adapter, "vjp", None)
+    if vjp is None:
+        raise adapter.Unsupported("this flavor does not differentiate")
+    return vjp(*(arguments + (request["wrt"], request["cotangents"])))
 
 
 def serve(adapter, proto_in, proto_out):

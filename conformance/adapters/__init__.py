@@ -113,6 +113,12 @@ def leaf_arrays(value):
     return []
 
 
+def with_leaves(value, leaves):
+    """`value` with its ndarray leaves replaced, in `leaf_arrays` order, by `leaves`."""
+    remaining = iter(leaves)
+    return map_structure(lambda _: next(remaining), value)
+
+
 def as_tuples(value):
     """JSON turns tuples into lists; static sequence arguments (axis=(0, 1), shapes)
     go back to tuples, the form Keras documents and every backend accepts."""

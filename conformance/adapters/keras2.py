@@ -134,35 +134,27 @@ class Adapter(object):
             return self.package + fn_name[len("keras"):]
         return fn_name
 
-    def _compile(self, fn_name, args, kwargs, static, params):
-        """K.function over placeholders and variables.
+    def _compile(self, fn_name, args, kwargs, static, params, cotangents=None, wrt=()):
+        """K.function over placeholders and variables; with `cotangents`, of the
+        gradients (K.gradients) of sum_i sum(output_i * cotangent_i) with respect to
+        the `wrt` leaves, the cotangents fed after the inputs.
 
         Returns (function, indices of fed arrays, [(index, variable)] of parameters).
         """
         fn = adapters.resolve(self._path(fn_name))
         kwargs = adapters.as_tuples(kwargs)
-        inputs, fed, variables, position = [], [], [], [0]
+        inputs, fed, variables, symbols = [], [], [], []
 
         def to_symbol(array):
-            index = position[0]
-            position[0] += 1
-            held = self._held(index, array, params)
-            if held == "variable":  # a kernel or bias: a variable, as in a model
-                variable = self.K.variable(array, dtype=self._variable_dtype(array))
-                variables.append((index, variable))
-                return variable
-            if held == "constant":
-                return self.K.constant(array, dtype=str(array.dtype))
-            if static:
-                placeholder = self.K.placeholder(shape=array.shape, dtype=str(array.dtype))
-            else:
-                placeholder = self.K.placeholder(ndim=array.ndim, dtype=str(array.dtype))
-            inputs.append(placeholder)
-            fed.append(index)
-            return placeholder
+            index = len(symbols)
+            symbols.append(self._symbol(index, array, params, static, inputs, fed, variables))
+            return symbols[-1]
 
         symbolic = adapters.map_structure(to_symbol, args)
         outputs = adapters.flatten(fn(*symbolic, **kwargs))
+        if cotangents is not None:
+            outputs = self._gradients(outputs, cotangents, [symbols[i] for i in wrt],
+                                      static, inputs)
         if not inputs and self.evaluates_unfed:
             return self._evaluator(outputs), fed, variables
         # An op that returns its input unchanged (tile by 1, cast to the same dtype)
@@ -171,6 +163,47 @@ class Adapter(object):
         held = inputs + [variable for _, variable in variables]
         outputs = [self._identity(o) if any(o is i for i in held) else o for o in outputs]
         return self.K.function(inputs, outputs), fed, variables
+
+    def _symbol(self, index, array, params, static, inputs, fed, variables):
+        """Leaf `index` as a graph symbol; placeholders join `inputs` and `fed`,
+        variables join `variables`."""
+        held = self._held(index, array, params)
+        if held == "variable":  # a kernel or bias: a variable, as in a model
+            variable = self.K.variable(array, dtype=self._variable_dtype(array))
+            variables.append((index, variable))
+            return variable
+        if held == "constant":
+            return self.K.constant(array, dtype=str(array.dtype))
+        inputs.append(self._placeholder(array, static))
+        fed.append(index)
+        return inputs[-1]
+
+    def _placeholder(self, array, static):
+        if static:
+            return self.K.placeholder(shape=array.shape, dtype=str(array.dtype))
+        return self.K.placeholder(ndim=array.ndim, dtype=str(array.dtype))
+
+    def _gradients(self, outputs, cotangents, wrt, static, inputs):
+        """K.gradients of sum_i sum(output_i * cotangent_i) over `wrt`, the way a
+        Keras 2 optimizer takes them (get_updates calls K.gradients(loss, params));
+        the cotangents become placeholders appended to `inputs` (constants where 0-d
+        inputs are, see _held)."""
+        if len(outputs) != len(cotangents):
+            raise ValueError("%d outputs, %d cotangents" % (len(outputs), len(cotangents)))
+        loss = None
+        for output, cotangent in zip(outputs, cotangents):
+            if self._baked(cotangent):
+                symbol = self.K.constant(cotangent, dtype=str(cotangent.dtype))
+            else:
+                symbol = self._placeholder(cotangent, static)
+                inputs.append(symbol)
+            term = self.K.sum(output * symbol)
+            loss = term if loss is None else loss + term
+        return self.K.gradients(loss, wrt)
+
+    def _baked(self, array):
+        """A 0-d float array CNTK takes as a constant only (see _held)."""
+        return self._held(-1, array, ()) == "constant"
 
     def _held(self, index, array, params):
         """How an array leaf enters the graph: 'variable', 'constant' or 'fed'."""
@@ -207,27 +240,35 @@ class Adapter(object):
             identity = tf.identity
         return identity(tensor) if identity is not None else tensor
 
-    def _key(self, fn_name, args, kwargs, arrays, static, params):
+    def _key(self, fn_name, args, kwargs, arrays, static, params, gradient=None):
         def part(index, array):
             held = self._held(index, array, params)
             if held == "constant":
                 return array.tobytes()  # baked in as a constant: its value keys the graph
             return array.shape if static or held == "variable" else array.ndim
-        return (_signature(fn_name, args, kwargs)
-                + repr([part(i, a) for i, a in enumerate(arrays)]) + repr(sorted(params)))
+        key = (_signature(fn_name, args, kwargs)
+               + repr([part(i, a) for i, a in enumerate(arrays)]) + repr(sorted(params)))
+        if gradient is not None:
+            cotangents, wrt = gradient
+            key += "vjp" + repr([c.tobytes() if self._baked(c) else c.shape if static else c.ndim
+                                 for c in cotangents]) + repr(wrt)
+        return key
 
-    def _run(self, key, fn_name, args, kwargs, arrays, static, params):
+    def _run(self, key, fn_name, args, kwargs, arrays, static, params, gradient):
+        """`gradient`: None for a call, (cotangents, wrt) for a vjp."""
         compile_s = 0.0
         entry = self.compiled.get(key)
         if entry is None:
             started = time.perf_counter()
-            entry = self._compile(fn_name, args, kwargs, static, params)
+            entry = self._compile(fn_name, args, kwargs, static, params, *(gradient or ()))
             compile_s = time.perf_counter() - started
             self.compiled[key] = entry
         function, fed, variables = entry
         if variables:
             self.K.batch_set_value([(variable, arrays[i]) for i, variable in variables])
-        return [np.asarray(r) for r in function([arrays[i] for i in fed])], compile_s
+        values = [arrays[i] for i in fed] + [c for c in (gradient[0] if gradient else ())
+                                             if not self._baked(c)]
+        return [np.asarray(r) for r in function(values)], compile_s
 
     def _drop_graphs(self):
         self.compiled = {}
@@ -235,25 +276,29 @@ class Adapter(object):
         if clear_session is not None:
             clear_session()
 
-    def call(self, fn_name, args, kwargs, params=()):
+    def vjp(self, fn_name, args, kwargs, params, wrt, cotangents):
+        return self.call(fn_name, args, kwargs, params, (cotangents, list(wrt)))
+
+    def call(self, fn_name, args, kwargs, params=(), gradient=None):
         if self.graph_per_op and fn_name != self.last_fn and len(self.compiled) > GRAPH_FUNCTIONS:
             self._drop_graphs()
         self.last_fn = fn_name
         arrays = adapters.leaf_arrays(args)
         params = set(params)
         if not self.static_shapes:
-            dynamic = self._key(fn_name, args, kwargs, arrays, False, params)
+            dynamic = self._key(fn_name, args, kwargs, arrays, False, params, gradient)
             if dynamic not in self.needs_static:
                 try:
-                    return self._run(dynamic, fn_name, args, kwargs, arrays, False, params)
+                    return self._run(dynamic, fn_name, args, kwargs, arrays, False, params,
+                                     gradient)
                 except Unsupported:
                     raise
                 except Exception:  # some Keras 2 functions need static shapes (int_shape)
                     self._failed()
                     self.needs_static.add(dynamic)
-        static_key = self._key(fn_name, args, kwargs, arrays, True, params)
+        static_key = self._key(fn_name, args, kwargs, arrays, True, params, gradient)
         try:
-            return self._run(static_key, fn_name, args, kwargs, arrays, True, params)
+            return self._run(static_key, fn_name, args, kwargs, arrays, True, params, gradient)
         except Unsupported:
             raise
         except Exception:

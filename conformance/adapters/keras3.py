@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from conformance import adapters
-from conformance.adapters import Unsupported, jax_cache
+from conformance.adapters import Unsupported, autodiff, jax_cache
 
 EXECUTION_VAR = "CONFORMANCE_OPENVINO_EXECUTION"  # compiled (default) | eager
 
@@ -83,6 +83,12 @@ class Adapter(object):
             return self.compiled.call(fn, fn_name, args, kwargs,
                                       lambda: self._eager(fn, args, kwargs))
         return self._eager(fn, args, kwargs), 0.0
+
+    def vjp(self, fn_name, args, kwargs, params, wrt, cotangents):
+        fn = adapters.resolve(fn_name)
+        grads = autodiff.vjp(self.keras, fn, args, keyword_arguments(fn_name, kwargs),
+                             wrt, cotangents)
+        return grads, 0.0
 
     def _eager(self, fn, args, kwargs):
         # Explicit dtype: the op is under test, not convert_to_tensor's default dtype

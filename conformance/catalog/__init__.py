@@ -26,7 +26,7 @@ from conformance.adapters import leaf_arrays  # the order the worker's adapters 
 from conformance.tolerance import Tolerance
 
 FAMILIES = ("elementwise", "activations", "reductions", "linalg", "shape", "nn", "losses",
-            "random")
+            "random", "gradients")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,10 @@ class Call:
     # Example keys that are model parameters (kernels, biases, batch-norm statistics):
     # graph backends hold them in variables, as a model does, instead of feeding them.
     params: tuple = ()
+    # Gradient calls (conformance.catalog.gradients): the example keys of the inputs to
+    # differentiate with respect to, and of the cotangents, one per output.
+    wrt: tuple = ()
+    cotangents: tuple = ()
 
     def arguments(self, example: dict) -> tuple[list, dict]:
         if self.build is not None:
@@ -71,7 +75,18 @@ class Call:
         if self.params:
             wanted = {id(example[key]) for key in self.params if key in example}
             request["params"] = [i for i, leaf in enumerate(leaf_arrays(args)) if id(leaf) in wanted]
+        if self.wrt:
+            request.update(cmd="vjp", wrt=_leaf_indices(args, [example[k] for k in self.wrt]),
+                           cotangents=[example[k] for k in self.cotangents])
         return request
+
+
+def _leaf_indices(args, arrays) -> list[int]:
+    """The position of each of `arrays` (by identity) among the array leaves of args."""
+    position = {}
+    for index, leaf in enumerate(leaf_arrays(args)):
+        position.setdefault(id(leaf), index)
+    return [position[id(a)] for a in arrays]
 
 
 def _jsonable(value):

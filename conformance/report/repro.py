@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from conformance.report import repro_gradients
 from conformance.report.arrays import is_array
 from conformance.textsafe import printable
 
@@ -176,7 +177,10 @@ def script(result: dict, target: dict, npz: Path | None = None,
     names, kwargs = call_arguments(cx)
     inputs = cx.get("inputs") or {}
 
-    header = ["# Repro: " + _comment(f"{fn} on {target.get('id', backend)} with floatx={floatx}"),
+    what = fn
+    if call.get("wrt"):
+        what = f"the gradient of {fn} with respect to {', '.join(map(str, call['wrt']))}"
+    header = ["# Repro: " + _comment(f"{what} on {target.get('id', backend)} with floatx={floatx}"),
               "# Harness verdict: " + _comment(
                   f"{cx.get('verdict', result.get('status'))}: "
                   + " ".join(str(cx.get("message") or result.get("message") or "").split())[:300])]
@@ -212,6 +216,9 @@ def script(result: dict, target: dict, npz: Path | None = None,
                   for i, r in enumerate(cx.get("reference") or []) if is_array(r)]
 
     arg_vars = [positional_text(n, variables) for n in names]
+    # gradient cases: the inputs differentiated and the cotangents, as variable names
+    wrt = [variables.get(n, _identifier(n)) for n in call.get("wrt") or []]
+    cotangents = [variables.get(n, _identifier(n)) for n in call.get("cotangents") or []]
     kw_text = "".join(f", {k}={_static(v)}" for k, v in kwargs.items())
 
     prelude = []
@@ -248,7 +255,11 @@ def script(result: dict, target: dict, npz: Path | None = None,
         else:
             target_fn = f"K.{short}"
         call_lines += [""] + prelude + definitions + [
-            "reference = [" + ", ".join(references) + "]", "",
+            "reference = [" + ", ".join(references) + "]", ""]
+        if wrt:
+            call_lines += repro_gradients.keras2(target_fn, arg_vars, kw_text, wrt, cotangents)
+        else:
+            call_lines += [
             "# one placeholder per input array, same shape and dtype (static shapes)",
             "feeds, placeholders = [], []", "",
             "def _placeholder(a):",
@@ -264,16 +275,23 @@ def script(result: dict, target: dict, npz: Path | None = None,
             f"result = {target_fn}(" + ", ".join(f"_symbolic({a})" for a in arg_vars) + kw_text + ")",
             "result = list(result) if isinstance(result, (list, tuple)) else [result]",
             "outputs = [np.asarray(o) for o in K.function(placeholders, result)(feeds)]",
-        ]
+            ]
     elif flavor == "ops-module":
         module = backend
         name = fn.rsplit(".", 1)[-1]
         call_lines = [_import(module, "plugin"), ""] + prelude + definitions + [
-            "reference = [" + ", ".join(references) + "]", "",
-            f"result = plugin.{name}(" + ", ".join(arg_vars) + kw_text + ")",
-            "result = list(result) if isinstance(result, (list, tuple)) else [result]",
-            "outputs = [np.asarray(o) for o in result]",
-        ]
+            "reference = [" + ", ".join(references) + "]", ""]
+        if wrt:
+            kwargs_text = "{" + ", ".join(f"{k!r}: {_static(v)}" for k, v in kwargs.items()) + "}"
+            call_lines += repro_gradients.ops_module(
+                name, arg_vars, kwargs_text, [arg_vars.index(w) for w in wrt if w in arg_vars],
+                cotangents)
+        else:
+            call_lines += [
+                f"result = plugin.{name}(" + ", ".join(arg_vars) + kw_text + ")",
+                "result = list(result) if isinstance(result, (list, tuple)) else [result]",
+                "outputs = [np.asarray(o) for o in result]",
+            ]
     else:
         call_lines = ["import keras", "", f"keras.config.set_floatx({floatx!r})"]
         if info.get("epsilon") is not None:
@@ -285,7 +303,12 @@ def script(result: dict, target: dict, npz: Path | None = None,
                            f"fn = getattr(importlib.import_module({module!r}), {attr!r})"]
             fn_expr = "fn"
         call_lines += [""] + prelude + definitions + [
-            "reference = [" + ", ".join(references) + "]", "",
+            "reference = [" + ", ".join(references) + "]", ""]
+        if wrt:
+            call_lines += repro_gradients.keras3(backend, fn_expr, arg_vars, kw_text, wrt,
+                                                 cotangents)
+        else:
+            call_lines += [
             "def _tensor(v):  # explicit dtype, as the harness does",
             "    if isinstance(v, np.ndarray):",
             "        return keras.ops.convert_to_tensor(v, dtype=str(v.dtype))",
@@ -295,7 +318,7 @@ def script(result: dict, target: dict, npz: Path | None = None,
             f"result = {fn_expr}(" + ", ".join(f"_tensor({a})" for a in arg_vars) + kw_text + ")",
             "result = list(result) if isinstance(result, (list, tuple)) else [result]",
             "outputs = [np.asarray(keras.ops.convert_to_numpy(o)) for o in result]",
-        ]
+            ]
     report = [
         "",
         "for i, out in enumerate(outputs):",
