@@ -82,8 +82,12 @@ class Adapter(object):
         # gets slower as it grows (15 ms per small function on a fresh graph, 300 ms
         # after 400 functions), so its graphs are dropped when the op changes once
         # GRAPH_FUNCTIONS functions are built: a run asks for a few ops' signatures at a
-        # time (a case, the cases queued behind it, shrink steps between them).
-        self.graph_per_op = self.K.backend() == "tensorflow"
+        # time (a case, the cases queued behind it, shrink steps between them). External
+        # backends built on TensorFlow grow the same graph: theirs are dropped too when
+        # they have a clear_session (see _session_reset).
+        self.clear_session = self._session_reset()
+        self.graph_per_op = self.K.backend() == "tensorflow" or (
+            self.K.backend() not in ("theano", "cntk") and self.clear_session is not None)
         self.last_fn = None
         # Signatures whose function fails with unknown dims: straight to static shapes
         # (each failure drops TensorFlow's graph, see _failed).
@@ -270,11 +274,20 @@ class Adapter(object):
                                              if not self._baked(c)]
         return [np.asarray(r) for r in function(values)], compile_s
 
+    def _session_reset(self):
+        """The backend's clear_session, or None. keras.backend exports it for the
+        tensorflow and cntk backends only; an external backend's own (a plugin that
+        re-exports the TensorFlow backend has one) is in keras.backend.load_backend,
+        where Keras 2.3.1 puts every entry of the backend module."""
+        reset = getattr(self.K, "clear_session", None)
+        if reset is None:
+            reset = getattr(getattr(self.K, "load_backend", None), "clear_session", None)
+        return reset
+
     def _drop_graphs(self):
         self.compiled = {}
-        clear_session = getattr(self.K, "clear_session", None)  # external backends may lack it
-        if clear_session is not None:
-            clear_session()
+        if self.clear_session is not None:
+            self.clear_session()
 
     def vjp(self, fn_name, args, kwargs, params, wrt, cotangents):
         return self.call(fn_name, args, kwargs, params, (cotangents, list(wrt)))
