@@ -140,12 +140,13 @@ class Gradient(Tolerance):
 
 class LinearGradient(Tolerance):
     """Vector-Jacobian product of an op linear in the input, g = J^T ct, a sum of at
-    most k products per element: E = 4 sqrt(k) u (|J|^T |ct|) + u |g|.
+    most k products per element: E = 4 sqrt(k) u (|J|^T |ct|) + u |g| + k tiny.
 
     `bound(example, index)` returns (|J|^T |ct|, k) for output `index` (as Matmul's
-    S1 and k; a copy or a sign change has k = 1)."""
+    S1 and k; a copy or a sign change has k = 1). k tiny: each product below the
+    smallest normal may be flushed to zero (the floor allows one, not k)."""
 
-    formula = "E = 4 sqrt(k) u (|J|^T |ct|) + u |g|"
+    formula = "E = 4 sqrt(k) u (|J|^T |ct|) + u |g| + k tiny"
 
     def __init__(self, bound):
         self.bound = bound
@@ -153,7 +154,7 @@ class LinearGradient(Tolerance):
     def allowed(self, example, ref, floatx, index):
         magnitude, k = self.bound(example, index)
         u = unit_roundoff(floatx)
-        return 4 * np.sqrt(k) * u * magnitude + u * np.abs(ref)
+        return 4 * np.sqrt(k) * u * magnitude + u * np.abs(ref) + k * float(np.finfo(floatx).tiny)
 
 
 class Reduction(Tolerance):

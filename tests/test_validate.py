@@ -321,3 +321,19 @@ def test_validate_library_does_not_import_the_cli():
             else:
                 continue
             assert "conformance.cli" not in names, f"{path.name} imports conformance.cli"
+
+
+def test_keras2_backend_with_wrong_gradients_is_flagged_on_exactly_those(tmp_path):
+    """Forward values right, K.gradients wrong for tanh and exp: validate flags
+    grad_tanh and grad_exp and nothing else (the forward ops and another gradient,
+    grad_sin, pass)."""
+    require_env("keras2")
+    plugin = Path(FAKE_PLUGINS) / "keras2_wrong_gradients.py"
+    ops = ["tanh", "exp", "sin", "grad_tanh", "grad_exp", "grad_sin"]
+    need_ops(ops)
+    proc, record = run_validate(tmp_path, str(plugin), "--against", "none",
+                                "--floatx", "float32", "--ops", ",".join(ops))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert set(record["suites"]["flagged"]) == {"grad_tanh", "grad_exp"}
+    verdicts = {w["op"]: w["status"] for w in record["suites"]["unexpected"]}
+    assert verdicts == {"grad_tanh": "fail", "grad_exp": "fail"}

@@ -22,11 +22,12 @@ import numpy as np
 from scipy import special
 
 from conformance import strategies as S
-from conformance.catalog import Context, Op, activations, elementwise, linalg, reductions
+from conformance.catalog import (Context, Op, activations, elementwise, linalg, nn, reductions,
+                                 shape)
 from conformance.tolerance import Gradient, LinearGradient, Rounded
 
 COTANGENT = "ct"
-_FORWARD = {op.name: op for module in (elementwise, activations, reductions, linalg)
+_FORWARD = {op.name: op for module in (elementwise, activations, reductions, linalg, shape, nn)
             for op in module.OPS}
 
 
@@ -173,6 +174,20 @@ LINEAR = [
     _linear("sum"),
     _linear("mean"),
     _linear("matmul", wrt=("x1", "x2")),
+    _linear("cumsum"),
+    *[_linear(name, wrt=("x1", "x2")) for name in (
+        "dot", "batch_dot", "tensordot", "einsum", "outer", "inner", "vdot", "concatenate",
+        "stack", "where")],
+    *[_linear(name) for name in (
+        "reshape", "transpose", "swapaxes", "moveaxis", "ravel", "batch_flatten",
+        "expand_dims", "squeeze", "broadcast_to", "tile", "repeat", "take", "take_along_axis", "slice", "diag", "diagonal", "tril", "triu", "pad", "flip", "roll",
+        "average_pool1d", "average_pool2d", "average_pool3d")],
+    *[_linear(name, wrt=("x", "kernel")) for name in (
+        "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")],
+    *[_linear(name, wrt=("x", "depthwise_kernel")) for name in (
+        "depthwise_conv1d", "depthwise_conv2d")],
+    *[_linear(name, wrt=("x", "depthwise_kernel", "pointwise_kernel")) for name in (
+        "separable_conv1d", "separable_conv2d")],
     # ct / x2 may be ct * (1 / x2); -ct x1 / x2^2 takes up to four roundings in any order
     _derived("divide", _divide_reference, Rounded(4), wrt=("x1", "x2")),
 ]
