@@ -131,21 +131,14 @@ def _tanh_counterexample(fn, target):
                          "cotangents": ["ct"]}}}
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch", "tensorflow"])
-def test_repro_of_a_gradient_runs_on_keras3(backend, tmp_path):
-    python = require_env("keras3")
-    result = _tanh_counterexample("keras.ops.tanh", f"keras3-{backend}")
-    stdout = _repro(tmp_path, result, {"id": f"keras3-{backend}", "flavor": "keras3",
-                                       "backend": backend}, python,
-                    {"KERAS_HOME": str(tmp_path)})
-    assert _max_difference(stdout) < 1e-6
-
-
-@pytest.mark.parametrize("backend", ["tensorflow", "theano"])
-def test_repro_of_a_gradient_runs_on_keras2(backend, tmp_path):
-    python = require_env("keras2")
-    result = _tanh_counterexample("keras.backend.tanh", f"keras2-{backend}")
-    stdout = _repro(tmp_path, result, {"id": f"keras2-{backend}", "flavor": "keras2",
+@pytest.mark.parametrize("flavor, backend", [
+    ("keras3", "jax"), ("keras3", "torch"), ("keras3", "tensorflow"),
+    ("keras2", "tensorflow"), ("keras2", "theano")])
+def test_repro_of_a_gradient_runs_on_the_backend(flavor, backend, tmp_path):
+    python = require_env(flavor)
+    fn = "keras.ops.tanh" if flavor == "keras3" else "keras.backend.tanh"
+    result = _tanh_counterexample(fn, f"{flavor}-{backend}")
+    stdout = _repro(tmp_path, result, {"id": f"{flavor}-{backend}", "flavor": flavor,
                                        "backend": backend}, python,
                     {"KERAS_HOME": str(tmp_path)})
     assert _max_difference(stdout) < 1e-6

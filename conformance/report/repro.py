@@ -134,6 +134,36 @@ class _Arrays:
         return f"_arrays[{key!r}]"
 
 
+# What a Keras 2 script defines before its call: one placeholder per input array, same
+# shape and dtype, fed in order; `symbols` maps each array to its placeholder (a gradient
+# script differentiates with respect to them).
+_KERAS2_FEEDS = [
+    "# one placeholder per input array, same shape and dtype (static shapes)",
+    "feeds, placeholders, symbols = [], [], {}", "",
+    "def _placeholder(a):",
+    "    feeds.append(a)",
+    "    placeholders.append(K.placeholder(shape=a.shape, dtype=str(a.dtype)))",
+    "    symbols[id(a)] = placeholders[-1]",
+    "    return placeholders[-1]", "",
+    "def _symbolic(v):",
+    "    if isinstance(v, np.ndarray):",
+    "        return _placeholder(v)",
+    "    if isinstance(v, list):",
+    "        return [_symbolic(x) for x in v]",
+    "    return v", "",
+]
+
+# What a Keras 3 script defines before its call: arrays to tensors of their own dtype.
+_KERAS3_TENSORS = [
+    "def _tensor(v):  # explicit dtype, as the harness does",
+    "    if isinstance(v, np.ndarray):",
+    "        return keras.ops.convert_to_tensor(v, dtype=str(v.dtype))",
+    "    if isinstance(v, list):",
+    "        return [_tensor(x) for x in v]",
+    "    return v", "",
+]
+
+
 def call_arguments(counterexample: dict) -> tuple[list, dict]:
     call = counterexample.get("call") or {}
     inputs = counterexample.get("inputs") or {}
@@ -256,26 +286,15 @@ def script(result: dict, target: dict, npz: Path | None = None,
             target_fn = f"K.{short}"
         call_lines += [""] + prelude + definitions + [
             "reference = [" + ", ".join(references) + "]", ""]
-        if wrt:
-            call_lines += repro_gradients.keras2(target_fn, arg_vars, kw_text, wrt, cotangents)
-        else:
-            call_lines += [
-            "# one placeholder per input array, same shape and dtype (static shapes)",
-            "feeds, placeholders = [], []", "",
-            "def _placeholder(a):",
-            "    feeds.append(a)",
-            "    placeholders.append(K.placeholder(shape=a.shape, dtype=str(a.dtype)))",
-            "    return placeholders[-1]", "",
-            "def _symbolic(v):",
-            "    if isinstance(v, np.ndarray):",
-            "        return _placeholder(v)",
-            "    if isinstance(v, list):",
-            "        return [_symbolic(x) for x in v]",
-            "    return v", "",
+        call_lines += _KERAS2_FEEDS + [
             f"result = {target_fn}(" + ", ".join(f"_symbolic({a})" for a in arg_vars) + kw_text + ")",
             "result = list(result) if isinstance(result, (list, tuple)) else [result]",
-            "outputs = [np.asarray(o) for o in K.function(placeholders, result)(feeds)]",
-            ]
+        ]
+        if wrt:
+            call_lines += repro_gradients.keras2(wrt, cotangents)
+        else:
+            call_lines.append(
+                "outputs = [np.asarray(o) for o in K.function(placeholders, result)(feeds)]")
     elif flavor == "ops-module":
         module = backend
         name = fn.rsplit(".", 1)[-1]
@@ -304,20 +323,15 @@ def script(result: dict, target: dict, npz: Path | None = None,
             fn_expr = "fn"
         call_lines += [""] + prelude + definitions + [
             "reference = [" + ", ".join(references) + "]", ""]
+        call_lines += _KERAS3_TENSORS
         if wrt:
             call_lines += repro_gradients.keras3(backend, fn_expr, arg_vars, kw_text, wrt,
                                                  cotangents)
         else:
             call_lines += [
-            "def _tensor(v):  # explicit dtype, as the harness does",
-            "    if isinstance(v, np.ndarray):",
-            "        return keras.ops.convert_to_tensor(v, dtype=str(v.dtype))",
-            "    if isinstance(v, list):",
-            "        return [_tensor(x) for x in v]",
-            "    return v", "",
-            f"result = {fn_expr}(" + ", ".join(f"_tensor({a})" for a in arg_vars) + kw_text + ")",
-            "result = list(result) if isinstance(result, (list, tuple)) else [result]",
-            "outputs = [np.asarray(keras.ops.convert_to_numpy(o)) for o in result]",
+                f"result = {fn_expr}(" + ", ".join(f"_tensor({a})" for a in arg_vars) + kw_text + ")",
+                "result = list(result) if isinstance(result, (list, tuple)) else [result]",
+                "outputs = [np.asarray(keras.ops.convert_to_numpy(o)) for o in result]",
             ]
     report = [
         "",

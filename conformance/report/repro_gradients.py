@@ -5,31 +5,16 @@ the way a user of each flavor differentiates: ``K.gradients`` in a ``K.function`
 plugins). The differentiated function is sum_i sum(output_i * cotangent_i), so the
 gradients are the vector-Jacobian product the harness compared with its reference.
 
-Each function returns the lines that follow the input definitions and end with
-``outputs``, the list of gradients as NumPy arrays.
+Each function returns the lines that follow the flavor's own helpers (and, for Keras 2,
+its call) in `repro.script`, and end with ``outputs``, the list of gradients as NumPy
+arrays.
 """
 from __future__ import annotations
 
 
-def keras2(target_fn: str, call_args: list[str], kw_text: str, wrt: list[str],
-           cotangents: list[str]) -> list[str]:
-    """`call_args`: source text of each positional argument, wrapped in _symbolic()."""
+def keras2(wrt: list[str], cotangents: list[str]) -> list[str]:
+    """After the call: `result` holds its outputs, `symbols` each input's placeholder."""
     return [
-        "# one placeholder per input array, same shape and dtype (static shapes)",
-        "feeds, placeholders, symbols = [], [], {}", "",
-        "def _placeholder(a):",
-        "    feeds.append(a)",
-        "    placeholders.append(K.placeholder(shape=a.shape, dtype=str(a.dtype)))",
-        "    symbols[id(a)] = placeholders[-1]",
-        "    return placeholders[-1]", "",
-        "def _symbolic(v):",
-        "    if isinstance(v, np.ndarray):",
-        "        return _placeholder(v)",
-        "    if isinstance(v, list):",
-        "        return [_symbolic(x) for x in v]",
-        "    return v", "",
-        f"result = {target_fn}(" + ", ".join(f"_symbolic({a})" for a in call_args) + kw_text + ")",
-        "result = list(result) if isinstance(result, (list, tuple)) else [result]",
         "# the gradient of sum(output * cotangent), as an optimizer takes K.gradients of a loss",
         f"cotangents = [{', '.join(cotangents)}]",
         "cotangent_placeholders = [K.placeholder(shape=c.shape, dtype=str(c.dtype)) for c in cotangents]",
@@ -42,15 +27,10 @@ def keras2(target_fn: str, call_args: list[str], kw_text: str, wrt: list[str],
 
 def keras3(backend: str, fn_expr: str, call_args: list[str], kw_text: str, wrt: list[str],
            cotangents: list[str]) -> list[str]:
-    """`call_args`: source text of each positional argument (input names); inside
-    `loss`, the wrt inputs are its parameters, tensors the autodiff tracks."""
+    """After the definition of `_tensor`. `call_args`: source text of each positional
+    argument (input names); inside `loss`, the wrt inputs are its parameters, tensors
+    the autodiff tracks."""
     lines = [
-        "def _tensor(v):  # explicit dtype, as the harness does",
-        "    if isinstance(v, np.ndarray):",
-        "        return keras.ops.convert_to_tensor(v, dtype=str(v.dtype))",
-        "    if isinstance(v, list):",
-        "        return [_tensor(x) for x in v]",
-        "    return v", "",
         f"def loss({', '.join(wrt)}):  # sum(output * cotangent): its gradient is the VJP",
         f"    result = {fn_expr}(" + ", ".join(f"_tensor({a})" for a in call_args) + kw_text + ")",
         "    result = list(result) if isinstance(result, (list, tuple)) else [result]",
