@@ -22,7 +22,8 @@ def vjp(keras, fn, args, kwargs, wrt, cotangents):
     differentiate = _DIFFERENTIATORS.get(backend)
     if differentiate is None:
         raise Unsupported("the %s backend has no automatic differentiation" % backend)
-    leaves = [ops.convert_to_tensor(a, dtype=str(a.dtype)) for a in adapters.leaf_arrays(args)]
+    arrays = adapters.leaf_arrays(args)
+    leaves = [ops.convert_to_tensor(a, dtype=str(a.dtype)) for a in arrays]
     cotangents = [ops.convert_to_tensor(c, dtype=str(c.dtype)) for c in cotangents]
 
     def loss(*chosen):
@@ -39,8 +40,7 @@ def vjp(keras, fn, args, kwargs, wrt, cotangents):
         return total
 
     grads = differentiate(loss, [leaves[i] for i in wrt])
-    return [np.zeros(np.shape(leaves[i]), dtype=str(adapters.leaf_arrays(args)[i].dtype))
-            if g is None else np.asarray(ops.convert_to_numpy(g))
+    return [np.zeros_like(arrays[i]) if g is None else np.asarray(ops.convert_to_numpy(g))
             for i, g in zip(wrt, grads)]
 
 
