@@ -1,6 +1,6 @@
 """The lines of a repro script that compute a gradient (`grad_<op>` counterexamples),
 the way a user of each flavor differentiates: ``K.gradients`` in a ``K.function``
-(Keras 2), the backend's autodiff on ``keras.ops`` (Keras 3: ``jax.grad``,
+(Keras 2), the backend's autodiff on ``keras.ops`` (Keras 3: ``jax.grad`` under ``jax.jit``,
 ``tf.GradientTape``, ``torch.autograd.grad``), the ``conformance_vjp`` hook (ops-module
 plugins). The differentiated function is sum_i sum(output_i * cotangent_i), so the
 gradients are the vector-Jacobian product the harness compared with its reference.
@@ -39,7 +39,8 @@ def keras3(backend: str, fn_expr: str, call_args: list[str], kw_text: str, wrt: 
         f"wrt = [_tensor(a) for a in [{', '.join(wrt)}]]",
     ]
     if backend == "jax":
-        lines += ["import jax", "grads = jax.grad(loss, argnums=tuple(range(len(wrt))))(*wrt)"]
+        lines += ["import jax", "# compiled, as Keras's JAX trainer compiles its train step",
+                  "grads = jax.jit(jax.grad(loss, argnums=tuple(range(len(wrt)))))(*wrt)"]
     elif backend == "torch":
         lines += ["import torch", "wrt = [t.detach().requires_grad_(True) for t in wrt]",
                   "grads = torch.autograd.grad(loss(*wrt), wrt, allow_unused=True)"]
