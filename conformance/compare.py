@@ -5,8 +5,10 @@ Free functions, used by every run that judges replies (the run loop, baseline
 replays): `references` (one float64 reference per distinct epsilon), `judge` (one
 reply -> Verdict), `pairwise` (target x target agreement on one example).
 
-Statuses, most severe first. `unsupported` is coverage, not failure; `broken`
-means the target never started (reported with the targets, not per op).
+Statuses, most severe first. `convention` is a gradient at a non-differentiable point
+that is right but not the reference's choice (conformance.kinks), not a failure;
+`unsupported` is coverage, not failure; `broken` means the target never started
+(reported with the targets, not per op).
 """
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from conformance import kinks as kink_points
 from conformance import overrides
 from conformance.tolerance import Tolerance, floor, once, ulp
 
-SEVERITY = ["crash", "timeout", "error", "shape", "dtype", "nan", "fail", "unsupported",
-            "broken", "pass"]
+SEVERITY = ["crash", "timeout", "error", "shape", "dtype", "nan", "fail", "convention",
+            "unsupported", "broken", "pass"]
 DIVERGENT = {"crash", "timeout", "error", "shape", "dtype", "nan", "fail"}
 MAX_RATIOS = 200  # worst-ratio samples kept per (op, target, floatx) for histograms
 
@@ -37,6 +40,7 @@ class Verdict:
     max_ulp: float = 0.0
     worst_ratio: float = 0.0
     worst_index: list | None = None  # (output, flat index) of the worst element
+    conventions: dict | None = None  # at kinks: label -> values seen (conformance.kinks)
 
 
 def _dtype_ok(actual: np.dtype, expected: str) -> bool:
@@ -64,15 +68,23 @@ def _special_mismatch(out: np.ndarray, ref: np.ndarray, allowed: np.ndarray, flo
 
 def compare(outputs: list[np.ndarray], refs: list[np.ndarray], tolerance: Tolerance,
             example: dict, floatx: str, expected_dtypes: list[str],
-            scale: float = 1.0, memo: dict | None = None) -> Verdict:
-    """Judge one backend's outputs for one example (`memo`: see Tolerance.errors)."""
+            scale: float = 1.0, memo: dict | None = None, kinks: list = ()) -> Verdict:
+    """Judge one backend's outputs for one example (`memo`: see Tolerance.errors);
+    elements at `kinks` (conformance.kinks) are judged as subgradients instead."""
     if len(outputs) != len(refs):
         return Verdict("shape", f"{len(outputs)} outputs, expected {len(refs)}")
     for index, (out, ref) in enumerate(zip(outputs, refs)):
         if out.shape != ref.shape:
             return Verdict("shape", f"output {index}: shape {out.shape}, expected {ref.shape}")
     values = [o.astype("float64") if o.dtype.kind in "biuf" else o for o in outputs]
+    if kinks:
+        values = kink_points.masked(values, refs, kinks)
     verdict = _numbers(values, refs, tolerance, example, floatx, scale, memo)
+    if kinks:
+        finding = kink_points.judge(outputs, kinks, floatx)
+        verdict.conventions = finding.conventions
+        if finding.status != "pass" and worse(finding.status, verdict.status) == finding.status:
+            verdict.status, verdict.message = finding.status, finding.message
     for index, (out, expected) in enumerate(zip(outputs, expected_dtypes)):
         if not _dtype_ok(out.dtype, expected):
             verdict.message = (f"output {index}: dtype {out.dtype}, expected {expected}; "
@@ -137,6 +149,7 @@ class Aggregate:
     backend_s: float = 0.0
     first_failure: dict | None = None  # the first divergent example, unshrunk
     skipped: int = 0  # examples not sent after repeated crashes (engine.GIVE_UP_AFTER)
+    conventions: dict = field(default_factory=dict)  # label -> values at kinks
 
     def add(self, verdict: Verdict, backend_s: float = 0.0) -> None:
         self.examples += 1
@@ -147,6 +160,7 @@ class Aggregate:
         self.worst_ratio = max(self.worst_ratio, verdict.worst_ratio)
         if len(self.ratios) < MAX_RATIOS:
             self.ratios.append(round(verdict.worst_ratio, 6))
+        kink_points.merge(self.conventions, verdict.conventions)
         if SEVERITY.index(verdict.status) < SEVERITY.index(self.status):
             self.status = verdict.status
             self.message = verdict.message
@@ -179,7 +193,7 @@ def judge(op, target_id: str, floatx: str, example: dict, reply: dict, refs: lis
     scale, _ = overrides.factor(op.name, target_id, floatx)
     try:
         return compare(reply["outputs"], refs, op.tolerance, example, floatx, expected, scale,
-                       memo)
+                       memo, op.kinks(example) if op.kinks else ())
     except Exception as exc:  # an odd output (e.g. a string array) is the backend's doing
         return Verdict("error", f"cannot compare output: {type(exc).__name__}: {exc}")
 

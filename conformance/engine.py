@@ -269,6 +269,7 @@ class Engine:
                 worst_ratio=aggregate.worst_ratio, ratios=aggregate.ratios,
                 backend_s=round(aggregate.backend_s, 4), counterexample=counterexample,
                 wall_s=round(elapsed, 3), **({"skipped": aggregate.skipped} if aggregate.skipped else {}),
+                **({"conventions": aggregate.conventions} if aggregate.conventions else {}),
                 **_replayed_fields(replayed.get(target.id))))
         self._write("pairwise", {"op": op.name, "family": op.family, "floatx": floatx,
                                  "pairs": pairs})

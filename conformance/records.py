@@ -36,8 +36,11 @@ it is written; ``kind`` says which of six:
   ``max_abs_err``, ``max_ulp``, ``worst_ratio`` (error / allowed), ``ratios`` (the
   worst ratio of each example, at most `compare.MAX_RATIOS`), ``backend_s`` and
   ``counterexample`` (null unless divergent); the engine adds ``wall_s``, ``skipped``
-  (examples not sent after repeated crashes) and ``override`` (the override table's
-  ``factor`` and ``reasons``) where they apply. An op with no call for the target's
+  (examples not sent after repeated crashes), ``override`` (the override table's
+  ``factor`` and ``reasons``) and ``conventions`` (gradient cases with
+  non-differentiable points, `conformance.kinks`: each point's label -> the
+  ``reference``'s convention and the ``values`` returned there, as multiples of the
+  cotangent) where they apply. An op with no call for the target's
   flavor is recorded without the figures (status ``unsupported``). A baseline replay
   writes no ``wall_s``, and a result ``broken`` for a target that did not start.
   A counterexample (`engine.Engine._counterexample`) holds the divergent ``target``,
@@ -221,6 +224,8 @@ RESULT = _object(
      "status": {"enum": STATUSES}, "verdict": {"enum": VERDICTS}, "tolerance": STRING,
      "message": STRING},
     {**_RESULT_FIGURES, "wall_s": NUMBER, "skipped": COUNT, "known": KNOWN,
+     "conventions": {"type": "object", "additionalProperties": _object(
+         {"reference": NUMBER, "values": {"type": "array", "items": NUMBER}})},
      "override": _object({"factor": NUMBER, "reasons": STRINGS})},
     allOf=[
         *_status_is_verdict(VERDICTS, compare.DIVERGENT),

@@ -549,3 +549,23 @@ def test_positional_literals_in_a_recorded_call_render(tmp_path):
     assert "_tensor(-1), _tensor(None), _tensor(0.5))" in script  # literals pass through
     _, html = _render(tmp_path, [{**EMPTY, "results": [result]}])
     assert "batch_normalization(x, [mean, x], -1, None, 0.5)" in html
+
+
+def test_conventions_table_shows_each_targets_gradient_at_a_kink(tmp_path):
+    conventions = {"at x = 0": {"reference": 0.0, "values": [0.0]}}
+    summary = {**EMPTY, "results": [
+        _result("grad_relu", "keras3-jax", "pass", conventions=conventions),
+        _result("grad_relu", "keras2-theano", "convention",
+                message="at x = 0: 0.5 x cotangent, the reference takes 0",
+                conventions={"at x = 0": {"reference": 0.0, "values": [0.5]}}),
+        _result("grad_relu", "keras2-theano", "pass", floatx="float64", conventions=conventions)]}
+    html, text = _render(tmp_path, [summary])
+    section = text[text.index('id="conventions"'):text.index('id="details"')]
+    row = re.search(r"<tr><td><a href=\"#op-grad_relu\">grad_relu</a>.*?</tr>", section).group(0)
+    cells = re.findall(r'<td class="num( v-convention)?">([^<]*)</td>', row)
+    assert cells[0] == ("", "0")  # the reference's convention, then one cell per target
+    assert sorted(cells[1:]) == [("", "0"), (" v-convention", "0 / 0.5")]
+    root, cases = _junit(html)
+    assert root.get("failures") == "0"
+    out = [c.find("system-out") for c in cases if "keras2-theano-float32" in c.get("name")]
+    assert "reference takes 0" in out[0].text

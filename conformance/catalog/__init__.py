@@ -116,6 +116,9 @@ class Op:
     # Structural arguments every case covers, pairwise (conformance.structure):
     # dimension name -> values, e.g. {"axis": ("none", "neg_first"), "keepdims": (False, True)}
     structure: dict | None = None
+    # Gradient entries: example -> the kinks.Kink of its non-differentiable points, where
+    # the gradient is judged as a subgradient and its convention reported.
+    kinks: Callable[[dict], list] | None = None
 
     def call_for(self, flavor: str) -> Call | None:
         return self.keras2 if flavor == "keras2" else self.keras3

@@ -9,7 +9,10 @@ reference a float64 VJP that no target computes:
 - elementwise functions: ct * f'(x), with f' written out here;
 - functions affine in each input (sum, mean, matmul, add, multiply, ...): J^T ct,
   where J is the Jacobian the forward reference itself gives, one basis vector at a time
-  (exact up to float64 rounding, for any axis, shape or broadcasting).
+  (exact up to float64 rounding, for any axis, shape or broadcasting);
+- piecewise functions (relu, abs, maximum, minimum, clip, floor, round): their inputs
+  are moved onto the points where they are not differentiable on purpose; there the
+  gradient is judged as a subgradient and its convention reported (conformance.kinks).
 
 Targets without autodiff (NumPy, OpenVINO, ops-module plugins without the
 ``conformance_vjp`` hook) answer ``unsupported``.
@@ -22,6 +25,7 @@ import numpy as np
 from scipy import special
 
 from conformance import strategies as S
+from conformance.kinks import Kink
 from conformance.catalog import (Context, Op, activations, elementwise, linalg, nn, reductions,
                                  shape)
 from conformance.tolerance import Gradient, LinearGradient, Rounded
@@ -38,9 +42,11 @@ def _with_cotangent(forward: Op, floatx: str, example: dict):
         lambda ct: {**example, COTANGENT: ct})
 
 
-def _derived(forward_name: str, reference, tolerance, wrt=("x",), inputs=None) -> Op:
+def _derived(forward_name: str, reference, tolerance, wrt=("x",), inputs=None,
+             kinks=None) -> Op:
     """The gradient entry of catalog op `forward_name`; `inputs(floatx)`, when given,
-    replaces the forward op's examples (a narrower range away from a pole, say)."""
+    replaces the forward op's examples (a narrower range away from a pole, say);
+    `kinks(example)` lists its non-differentiable points (conformance.kinks)."""
     forward = _FORWARD[forward_name]
     draw = inputs or forward.inputs
 
@@ -52,7 +58,7 @@ def _derived(forward_name: str, reference, tolerance, wrt=("x",), inputs=None) -
         inputs=lambda fx: draw(fx).flatmap(lambda ex: _with_cotangent(forward, fx, ex)),
         reference=reference, tolerance=tolerance,
         keras3=calls(forward.keras3), keras2=calls(forward.keras2),
-        floatx=forward.floatx, structure=forward.structure,
+        floatx=forward.floatx, structure=forward.structure, kinks=kinks,
         notes=f"d/d{', d/d'.join(wrt)} of {forward_name}, times a cotangent",
     )
 
@@ -192,4 +198,104 @@ LINEAR = [
     _derived("divide", _divide_reference, Rounded(4), wrt=("x1", "x2")),
 ]
 
-OPS = ELEMENTWISE + LINEAR
+
+# -- piecewise functions, drawn onto the points where they are not differentiable -------
+
+def _moved_onto(forward_name: str, key: str, points, inputs=None):
+    """Examples of `forward_name` (or `inputs`) with some elements of example[key]
+    replaced by points(example)'s (an array of its shape, in floatx): random floats
+    almost never land on a kink."""
+    draw = inputs or _FORWARD[forward_name].inputs
+
+    def moved(example):
+        x = example[key]
+        return S.bool_arrays(x.shape).map(lambda chosen: {
+            **example, key: np.where(chosen, points(example), x).astype(x.dtype)})
+
+    return lambda fx: draw(fx).flatmap(moved)
+
+
+def _ct(example):
+    return example[COTANGENT].astype("float64")
+
+
+def _piecewise(name, slope, kinks, points, wrt=("x",), inputs=None):
+    """Gradient entry of a piecewise function: `slope(example)` lists d/d(each wrt input)
+    away from the kinks, and takes each kink's convention on it."""
+    def reference(example, ctx):
+        values = [ct_slope * _ct(example) for ct_slope in slope(example)]
+        for kink in kinks(example):
+            values[kink.output] = np.where(kink.mask, kink.convention * kink.scale,
+                                           values[kink.output])
+        return values
+
+    key = wrt[-1] if len(wrt) > 1 else wrt[0]  # a tie moves the second input onto the first
+    return _derived(name, reference, Rounded(1), wrt=wrt, kinks=kinks,
+                    inputs=_moved_onto(name, key, points, inputs))
+
+
+def _at(example, label, mask, lo, hi, convention, output=0, pair=None):
+    return Kink(label, output, np.asarray(mask), _ct(example), lo, hi, convention, pair)
+
+
+def _x64(example, key="x"):
+    return example[key].astype("float64")
+
+
+def _ties(name, wins):
+    """maximum / minimum: x1 wins where wins(x1, x2); at a tie the subgradients are
+    (a, 1 - a), a in [0, 1]; the reference splits the step evenly (JAX's choice)."""
+    def slope(example):
+        x1, x2 = _x64(example, "x1"), _x64(example, "x2")
+        return [1.0 * wins(x1, x2), 1.0 * wins(x2, x1)]
+
+    def kinks(example):
+        tie = _x64(example, "x1") == _x64(example, "x2")
+        return [_at(example, "d/dx1 at x1 = x2", tie, 0, 1, 0.5, 0, pair=1),
+                _at(example, "d/dx2 at x1 = x2", tie, 0, 1, 0.5, 1, pair=0)]
+
+    return _piecewise(name, slope, kinks, lambda ex: ex["x1"], wrt=("x1", "x2"),
+                      inputs=lambda fx: S.binary(fx, broadcast=False))
+
+
+def _clip_bounds(example):
+    """x_min or x_max, element by element at random (by the parity of the index)."""
+    x = example["x"]
+    parity = np.arange(x.size).reshape(x.shape) % 2 == 0
+    return np.where(parity, example["x_min"], example["x_max"])
+
+
+def _clip_inputs(fx):
+    return _FORWARD["clip"].inputs(fx).filter(lambda ex: ex["x_min"] < ex["x_max"])
+
+
+def _clip_kinks(example):
+    x = _x64(example)
+    return [_at(example, "at x = x_min", x == example["x_min"], 0, 1, 1.0),
+            _at(example, "at x = x_max", x == example["x_max"], 0, 1, 1.0)]
+
+
+PIECEWISE = [
+    # the reference takes relu'(0) = 0 and abs'(0) = sign(0) = 0
+    _piecewise("relu", lambda ex: [1.0 * (_x64(ex) > 0)],
+               lambda ex: [_at(ex, "at x = 0", _x64(ex) == 0, 0, 1, 0.0)],
+               lambda ex: np.zeros_like(ex["x"])),
+    _piecewise("abs", lambda ex: [np.sign(_x64(ex))],
+               lambda ex: [_at(ex, "at x = 0", _x64(ex) == 0, -1, 1, 0.0)],
+               lambda ex: np.zeros_like(ex["x"])),
+    _ties("maximum", np.greater),
+    _ties("minimum", np.less),
+    # the reference lets the step through at a bound (x_min <= x <= x_max)
+    _piecewise("clip", lambda ex: [1.0 * ((_x64(ex) >= ex["x_min"]) & (_x64(ex) <= ex["x_max"]))],
+               _clip_kinks, _clip_bounds, inputs=_clip_inputs),
+    # constant between jumps: 0 everywhere; the jumps are drawn to see that it stays 0
+    _piecewise("floor", lambda ex: [np.zeros_like(_x64(ex))],
+               lambda ex: [_at(ex, "at an integer", _x64(ex) == np.floor(_x64(ex)), 0, 0, 0.0)],
+               lambda ex: np.floor(ex["x"])),
+    _piecewise("round", lambda ex: [np.zeros_like(_x64(ex))],
+               lambda ex: [_at(ex, "at a half-integer", _x64(ex) - np.floor(_x64(ex)) == 0.5,
+                               0, 0, 0.0)],
+               lambda ex: np.floor(ex["x"]) + 0.5),
+]
+
+OPS = ELEMENTWISE + LINEAR + PIECEWISE

@@ -8,14 +8,15 @@ import numpy as np
 
 from conformance import compare
 
-# Verdicts, worst first; `known` sits between the divergent ones and coverage gaps.
+# Verdicts, worst first; `known` and `convention` (a gradient at a non-differentiable
+# point, conformance.kinks) sit between the divergent ones and coverage gaps.
 VERDICTS = ["crash", "timeout", "error", "shape", "dtype", "nan", "fail", "known",
-            "unsupported", "pass"]
+            "convention", "unsupported", "pass"]
 DIVERGENT = compare.DIVERGENT
 ERRORING = {"crash", "timeout", "error"}
 LABELS = {"pass": "pass", "fail": "fail", "nan": "NaN/inf", "dtype": "dtype", "shape": "shape",
           "unsupported": "unsupported", "error": "error", "crash": "crash",
-          "timeout": "timeout", "known": "known"}
+          "timeout": "timeout", "known": "known", "convention": "convention"}
 FLOATX_ORDER = ["float16", "bfloat16", "float32", "float64"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")

@@ -5,7 +5,8 @@
 - divergent verdicts (fail, nan, dtype, shape, error, crash, timeout) are
   ``<failure type="<verdict>">``; ``unsupported`` is ``<skipped>``;
 - ``known`` passes, with a ``known`` property holding the reason and the raw verdict in
-  ``<system-out>``;
+  ``<system-out>``; ``convention`` (a gradient at a non-differentiable point) passes,
+  with its message in ``<system-out>``;
 - a target that could not run adds one ``setup`` test case: ``<error>`` when broken,
   ``<skipped>`` when not provisioned.
 """
@@ -68,6 +69,9 @@ def build(summary: dict) -> ET.ElementTree:
             elif status == "unsupported":
                 counts["skipped"] += 1
                 ET.SubElement(case, "skipped", message=f"unsupported: {message}"[:1000])
+            elif status == "convention":  # a right subgradient, not the reference's choice
+                out = ET.SubElement(case, "system-out")
+                out.text = clean_text(f"gradient convention at a non-differentiable point: {message}")
             elif status == "known":
                 known = result.get("known") or {}
                 properties = ET.SubElement(case, "properties")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance.report import arrays, causes, charts, repro
+from conformance.report import arrays, causes, charts, conventions, repro
 from conformance.report.fmt import (DIVERGENT, ERRORING, LABELS, VERDICTS, clean_text, floatx_key,
                                     number, rank, sci, short, slug, unit_roundoff, worst)
 from conformance.report.merging import SOURCE
@@ -132,7 +132,7 @@ def _targets(summary: dict) -> tuple[list[dict], list[dict], list[str]]:
 def _cell(result: dict) -> dict:
     status = result.get("status") or "error"
     ratio, ulp_ = number(result.get("worst_ratio")), number(result.get("max_ulp"))
-    numeric = status in ("pass", "fail", "known") and ratio is not None
+    numeric = status in ("pass", "fail", "known", "convention") and ratio is not None
     if status == "known":
         text, utext = "known", "known"
         if ratio is not None:
@@ -588,6 +588,7 @@ def build(summary: dict, dirs: list, out_dir: Path, max_histograms: int = MAX_HI
         "families": families, "floatxs": floatxs,
         "coverage": _coverage(summary, order), "heatmap": _heatmap(summary, order),
         "known": _known(summary), "causes": causes.build(summary),
+        "conventions": conventions.build(summary, order),
         "ops": details, "config": _config(summary, order),
         "charts": charts.available(),
         "copied": copied,

@@ -2,7 +2,7 @@
   "use strict";
   document.documentElement.className += " js";
   var RANK = { crash: 0, timeout: 1, error: 2, shape: 3, dtype: 4, nan: 5, fail: 6, known: 7,
-               unsupported: 8, pass: 9 };
+               convention: 8, unsupported: 9, pass: 10 };
   var DIVERGENT = ["crash", "timeout", "error", "shape", "dtype", "nan", "fail"];
   var FIELDS = ["family", "verdict", "target", "floatx", "q", "units", "sort"];
 
