@@ -130,15 +130,21 @@ def describe_exit(returncode: int | None) -> str:
     return f"killed by {name} ({meaning})" if meaning else f"killed by {name}"
 
 
-def compile_caches(target_id: str) -> dict[str, str]:
+def compile_caches(target_id: str, lane: str = "ops") -> dict[str, str]:
     """Compile caches that persist across runs, so a compile is paid once per machine:
     Theano's C modules, and XLA executables for JAX (which compiles every primitive
     for every new shape: 50-500 ms each on a 2-core machine, 0.1-1 ms once cached).
     The JAX cache keeps every entry (no minimum compile time or size) because the
-    many small per-primitive compiles are exactly the cost being saved."""
+    many small per-primitive compiles are exactly the cost being saved.
+
+    Theano holds a lock on its whole compile directory while it compiles or refreshes
+    it, so workers that run beside each other get a directory per `lane` ("ops": the
+    op cases' worker; "config": the configuration checks' workers): sharing one made
+    the op worker wait for the configuration workers. JAX's cache takes no lock."""
     root = envs.cache_root()
+    theano_dir = target_id if lane == "ops" else f"{target_id}.{lane}"
     return {
-        "THEANO_FLAGS": f"compiledir={root / 'theano' / target_id}",
+        "THEANO_FLAGS": f"compiledir={root / 'theano' / theano_dir}",
         "JAX_COMPILATION_CACHE_DIR": str(root / "jax" / target_id),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
@@ -199,8 +205,9 @@ class Worker:
 
     def __init__(self, target: Target, python: str, floatx: str, workdir: Path, *,
                  keras_json: dict | str | None | object = GENERATED, env: dict | None = None,
-                 niceness: int = 0):
+                 niceness: int = 0, cache_lane: str = "ops"):
         self.target, self.python, self.floatx = target, python, floatx
+        self.cache_lane = cache_lane  # see compile_caches
         self.niceness = niceness if niceness > 0 and shutil.which("nice") else 0
         # absolute: KERAS_HOME and the logs live here, and the worker's cwd is elsewhere
         self.workdir = Path(workdir).resolve()
@@ -225,7 +232,7 @@ class Worker:
         env["KERAS_HOME"] = str(home)
         if self.target.flavor != "ops-module":
             env["KERAS_BACKEND"] = self.target.backend
-        env.update(compile_caches(self.target.id))
+        env.update(compile_caches(self.target.id, self.cache_lane))
         env["PYTHONPATH"] = os.pathsep.join([worker_path(self.workdir), *self.target.pythonpath])
         env["PYTHONNOUSERSITE"] = "1"
         env["PYTHONDONTWRITEBYTECODE"] = "1"

@@ -59,7 +59,8 @@ class TargetRun:
             self.homes[name] = home
             env["HOME"] = str(home)
         worker = Worker(self.target, self.python, setup.floatx, folder,
-                        keras_json=setup.keras_json, env=env, niceness=self.niceness)
+                        keras_json=setup.keras_json, env=env, niceness=self.niceness,
+                        cache_lane="config")
         try:
             worker.start()
         except StartupError as exc:
