@@ -27,15 +27,10 @@ from conformance.catalog import Context, Op
 # examples explored per (op, floatx); shrink budget in backend calls; whether shapes
 # come from the short menu in strategies.SHAPE_MENU (fast: shapes are reused and JAX
 # compiles per shape) or are built axis by axis (thorough: more distinct shapes)
-# ("gradient_examples": the same for gradient cases, which cost several times a forward
-# case on the graph backends, where every example builds and compiles a function)
 PROFILES = {
-    "smoke": {"max_examples": 4, "gradient_examples": 4, "shrink_calls": 25,
-              "reuse_shapes": True},
-    "default": {"max_examples": 25, "gradient_examples": 10, "shrink_calls": 100,
-                "reuse_shapes": True},
-    "thorough": {"max_examples": 200, "gradient_examples": 200, "shrink_calls": 400,
-                 "reuse_shapes": False},
+    "smoke": {"max_examples": 4, "shrink_calls": 25, "reuse_shapes": True},
+    "default": {"max_examples": 25, "shrink_calls": 100, "reuse_shapes": True},
+    "thorough": {"max_examples": 200, "shrink_calls": 400, "reuse_shapes": False},
 }
 INLINE_LIMIT = 64  # arrays up to this many elements are stored whole in the JSON record
 MAX_SAVED = 8  # counterexamples kept per (op, floatx) in the example database
@@ -54,7 +49,6 @@ class RunSettings:
     seed: int
     max_examples: int
     shrink_calls: int
-    gradient_examples: int | None = None  # free examples per gradient case; None: max_examples
     registry: list = field(default_factory=list)
     out_dir: Path | None = None
     # Minimal counterexamples are kept here and replayed first by the next run.
@@ -284,8 +278,7 @@ class Engine:
     def _draw_examples(self, op, floatx) -> tuple[list[dict], list[dict]]:
         """The examples hypothesis generates for this case, fixed by the case's seed
         alone: one per row of the op's structural covering set (the row's structural
-        values pinned, everything else drawn), then max_examples free draws
-        (gradient_examples for a gradient case); and the
+        values pinned, everything else drawn), then max_examples free draws; and the
         row each example was drawn under ({} for the free ones). Exploration never
         fails a test, so nothing that the backends answer can change what is drawn:
         drawing first and calling after gives the same examples."""
@@ -299,10 +292,7 @@ class Engine:
                 drawn = _draw(op.inputs(floatx), 2, case_seed + index + 1)
             examples.append(drawn[-1])
             rows.append(row)
-        count = self.run.max_examples
-        if op.family == "gradients" and self.run.gradient_examples is not None:
-            count = self.run.gradient_examples
-        free = _draw(op.inputs(floatx), count, case_seed)
+        free = _draw(op.inputs(floatx), self.run.max_examples, case_seed)
         return examples + free, rows + [{}] * len(free)
 
     def _explore(self, op, floatx, active) -> _Exploration:

@@ -50,13 +50,11 @@ OPTIONS = (
     Option("floatx", "comma-separated floatx values (default: %(default)s)", "list",
            default=ALL_FLOATX),
     Option("profile", "examples per (op, floatx): " + ", ".join(
-        f"{k}={v['max_examples']} ({v['gradient_examples']} per gradient case)"
-        for k, v in PROFILES.items())
+        f"{k}={v['max_examples']}" for k, v in PROFILES.items())
         + "; thorough also builds shapes axis by axis instead of reusing a short menu "
           "(more shapes, many more JAX compiles)", default="default",
         choices=tuple(sorted(PROFILES))),
-    Option("max_examples", "override the profile's examples per (op, floatx), gradient "
-           "cases included", "int"),
+    Option("max_examples", "override the profile's examples per (op, floatx)", "int"),
     Option("seed", "run seed (printed at start; reuse it to reproduce a run)", "int"),
     Option("out", "results folder (default: reports/run-<timestamp>)"),
     Option("known", "known-divergence registry (default: known_divergences.toml in the "

@@ -96,7 +96,6 @@ class Run:
         settings = RunSettings(
             seed=seed, registry=options.registry(), out_dir=Path(out),
             max_examples=options.examples, shrink_calls=profile["shrink_calls"],
-            gradient_examples=options.max_examples or profile["gradient_examples"],
             example_db=Path(options.example_db or Path(out).resolve().parent / ".conformance-examples"),
             reuse_shapes=profile["reuse_shapes"])
         header = {"profile": options.profile,
@@ -154,7 +153,6 @@ class Run:
             "memory_caps": {t.id: t.memory_cap for t in self.targets},
             "hypothesis": {"version": hypothesis.__version__,
                            "max_examples": settings.max_examples,
-                           "gradient_examples": settings.gradient_examples,
                            "shrink_calls": settings.shrink_calls,
                            "phases": ["explicit", "generate", "shrink (divergent targets)"],
                            "deadline": None, "derandomize": False,
@@ -171,9 +169,7 @@ class Run:
                      f"(op, floatx) cases done, {self.total} left (seed {self.seed})")
             return
         self.say(f"conformance run: seed {self.seed}, profile {self.header.get('profile')} "
-                 f"({self.settings.max_examples} examples per op, "
-                 f"{self.settings.gradient_examples or self.settings.max_examples} per "
-                 f"gradient), {self.total} (op, floatx) "
+                 f"({self.settings.max_examples} examples per op), {self.total} (op, floatx) "
                  f"cases, targets {', '.join(t.id for t in self.targets)}; results in "
                  f"{self.out_dir}")
 
