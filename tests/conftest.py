@@ -27,6 +27,24 @@ def fake_target(module="misbehaving", target_id="fake", timeout_s=3.0, python=No
                           timeout_s=timeout_s)
 
 
+def check_ops(targets_, op_names, workdir, seed, examples, floatx="float32"):
+    """Every catalog op named in `op_names` checked on `targets_`, as a run does:
+    {(op name, target id): result record}."""
+    from conformance import catalog
+    from conformance.engine import Engine, RunSettings
+
+    chosen = [op for op in catalog.all_ops() if op.name in op_names]
+    assert sorted(op.name for op in chosen) == sorted(op_names), "catalog lost an op a test uses"
+    results = {}
+    with Pool(targets_, {t.id: t.python for t in targets_}, workdir) as pool:
+        pool.use_floatx(floatx)
+        engine = Engine(pool, RunSettings(seed=seed, max_examples=examples, shrink_calls=examples))
+        for op in chosen:
+            for record in engine.check(op, floatx):
+                results[(op.name, record["target"])] = record
+    return results
+
+
 @pytest.fixture
 def make_pool(tmp_path):
     pools = []

@@ -10,34 +10,20 @@ import sys
 import numpy as np
 import pytest
 
-from conformance import catalog, compare
+from conformance import compare
 from conformance.catalog import Context, gradients
-from conformance.engine import Engine, RunSettings, _draw
-from conformance.pool import Pool
-from conftest import FAKE_PLUGINS, fake_target, require_env
+from conformance.engine import _draw
+from conftest import FAKE_PLUGINS, check_ops, fake_target, require_env
 
 OPS = ["tanh", "exp", "multiply", "sum", "grad_tanh", "grad_exp", "grad_multiply", "grad_sum"]
 
 
-def _run(targets, tmp_path, ops=OPS, floatx="float32"):
-    chosen = [op for op in catalog.all_ops() if op.name in ops]
-    assert sorted(op.name for op in chosen) == sorted(ops), "catalog lost an op this test uses"
-    results = {}
-    with Pool(targets, {t.id: t.python for t in targets}, tmp_path / "work") as pool:
-        pool.use_floatx(floatx)
-        engine = Engine(pool, RunSettings(seed=99, max_examples=30, shrink_calls=30))
-        for op in chosen:
-            for record in engine.check(op, floatx):
-                results[(op.name, record["target"])] = record
-    return results
-
-
 @pytest.fixture(scope="module")
 def verdicts(tmp_path_factory):
-    return _run([fake_target(module="gradients_numpy", target_id="correct"),
-                 fake_target(module="gradients_planted", target_id="planted"),
-                 fake_target(module="numpy_ops", target_id="nohook")],
-                tmp_path_factory.mktemp("grad"))
+    return check_ops([fake_target(module="gradients_numpy", target_id="correct"),
+                      fake_target(module="gradients_planted", target_id="planted"),
+                      fake_target(module="numpy_ops", target_id="nohook")],
+                     OPS, tmp_path_factory.mktemp("grad") / "work", seed=99, examples=30)
 
 
 def statuses(verdicts, target):

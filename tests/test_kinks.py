@@ -7,9 +7,8 @@ import pytest
 
 from conformance import catalog, compare, kinks
 from conformance.catalog import Context
-from conformance.engine import Engine, RunSettings, _draw
-from conformance.pool import Pool
-from conftest import fake_target
+from conformance.engine import _draw
+from conftest import check_ops, fake_target
 
 PIECEWISE = ["grad_relu", "grad_abs", "grad_maximum", "grad_minimum", "grad_clip", "grad_floor"]
 
@@ -63,17 +62,9 @@ def test_examples_land_on_the_kinks(name):
 
 @pytest.fixture(scope="module")
 def verdicts(tmp_path_factory):
-    targets = [fake_target(module="kinks_numpy", target_id="correct"),
-               fake_target(module="kinks_planted", target_id="planted")]
-    chosen = [op for op in catalog.all_ops() if op.name in PIECEWISE]
-    results = {}
-    with Pool(targets, {t.id: t.python for t in targets}, tmp_path_factory.mktemp("kinks")) as pool:
-        pool.use_floatx("float32")
-        engine = Engine(pool, RunSettings(seed=5, max_examples=25, shrink_calls=20))
-        for op in chosen:
-            for record in engine.check(op, "float32"):
-                results[(op.name, record["target"])] = record
-    return results
+    return check_ops([fake_target(module="kinks_numpy", target_id="correct"),
+                      fake_target(module="kinks_planted", target_id="planted")],
+                     PIECEWISE, tmp_path_factory.mktemp("kinks"), seed=5, examples=25)
 
 
 def test_planted_kink_defects_are_flagged_and_a_convention_is_not(verdicts):

@@ -5,28 +5,16 @@ import pytest
 
 from conformance import catalog, compare, structure
 from conformance.engine import Engine, RunSettings
-from conftest import fake_target
+from conftest import check_ops, fake_target
 
 OPS = ["exp", "log", "sin", "add", "multiply", "maximum", "softmax", "sum", "mean", "max"]
 
 
 @pytest.fixture(scope="module")
 def verdicts(tmp_path_factory):
-    from conformance.pool import Pool
-
-    correct = fake_target(module="numpy_ops", target_id="correct")
-    planted = fake_target(module="planted_defects", target_id="planted")
-    ops = [op for op in catalog.all_ops() if op.name in OPS]
-    assert sorted(op.name for op in ops) == sorted(OPS), "catalog lost an op this test uses"
-    results = {}
-    with Pool([correct, planted], {"correct": correct.python, "planted": planted.python},
-              tmp_path_factory.mktemp("work")) as pool:
-        pool.use_floatx("float32")
-        engine = Engine(pool, RunSettings(seed=1234, max_examples=60, shrink_calls=60))
-        for op in ops:
-            for record in engine.check(op, "float32"):
-                results[(op.name, record["target"])] = record
-    return results
+    return check_ops([fake_target(module="numpy_ops", target_id="correct"),
+                      fake_target(module="planted_defects", target_id="planted")],
+                     OPS, tmp_path_factory.mktemp("work"), seed=1234, examples=60)
 
 
 def flagged(verdicts, target):
