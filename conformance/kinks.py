@@ -94,7 +94,7 @@ def judge(outputs: list[np.ndarray], kinks: list[Kink], floatx: str) -> Finding:
                 continue
         seen = finding.conventions.setdefault(kink.label, {"reference": kink.convention,
                                                            "values": set()})
-        seen["values"].update(_normalized(got, scale))
+        seen["values"].update(_normalized(got, scale, eps, floor(floatx)))
         bad = _first(np.abs(got - kink.convention * scale) > slack)
         if bad is not None:
             _worsen(finding, "convention", f"{kink.label}: {got[bad] / scale[bad]:.6g} x "
@@ -114,9 +114,11 @@ def _first(flags: np.ndarray):
     return int(np.argmax(flags)) if flags.any() else None
 
 
-def _normalized(got: np.ndarray, scale: np.ndarray) -> set:
-    """The values as multiples of the cotangent (where it is not zero), to 4 digits."""
-    usable = np.abs(scale) > 0
+def _normalized(got: np.ndarray, scale: np.ndarray, eps: float, floor_: float) -> set:
+    """The values as multiples of the cotangent, to 4 digits, where the cotangent is
+    large enough for its multiples to say which (near the smallest normal, 0.5 ct may
+    be flushed to 0)."""
+    usable = np.abs(scale) * eps > floor_
     return {float(f"{v:.4g}") + 0.0 for v in got[usable] / scale[usable]}
 
 

@@ -81,3 +81,13 @@ def test_the_correct_twin_passes_and_records_its_conventions(verdicts):
     assert {r["status"] for r in correct.values()} == {"pass"}
     assert correct["grad_maximum"]["conventions"]["d/dx1 at x1 = x2"] == {
         "reference": 0.5, "values": [0.5]}
+
+
+def test_a_tiny_cotangent_tells_no_convention():
+    """0.5 ct flushed to zero for a cotangent near the smallest normal is within the
+    slack, and is not recorded as a convention of 0."""
+    ct = np.array([1e-38, 2.0])
+    kink = kinks.Kink("at x = 0", 0, np.array([True, True]), ct, 0, 1, 0.5)
+    finding = kinks.judge([np.array([0.0, 1.0], "float32")], [kink], "float32")
+    assert finding.status == "pass"
+    assert finding.conventions["at x = 0"]["values"] == {0.5}
