@@ -40,7 +40,7 @@ class Verdict:
     max_ulp: float = 0.0
     worst_ratio: float = 0.0
     worst_index: list | None = None  # (output, flat index) of the worst element
-    conventions: dict | None = None  # at kinks: label -> values seen (conformance.kinks)
+    conventions: dict | None = None  # at kinks: label -> reference and values (conformance.kinks)
 
 
 def _dtype_ok(actual: np.dtype, expected: str) -> bool:
@@ -78,7 +78,7 @@ def compare(outputs: list[np.ndarray], refs: list[np.ndarray], tolerance: Tolera
             return Verdict("shape", f"output {index}: shape {out.shape}, expected {ref.shape}")
     values = [o.astype("float64") if o.dtype.kind in "biuf" else o for o in outputs]
     if kinks:
-        values = kink_points.masked(values, refs, kinks)
+        kink_points.mask_out(values, refs, kinks)
     verdict = _numbers(values, refs, tolerance, example, floatx, scale, memo)
     if kinks:
         finding = kink_points.judge(outputs, kinks, floatx)
@@ -149,7 +149,7 @@ class Aggregate:
     backend_s: float = 0.0
     first_failure: dict | None = None  # the first divergent example, unshrunk
     skipped: int = 0  # examples not sent after repeated crashes (engine.GIVE_UP_AFTER)
-    conventions: dict = field(default_factory=dict)  # label -> values at kinks
+    conventions: dict = field(default_factory=dict)  # at kinks, merged over the examples
 
     def add(self, verdict: Verdict, backend_s: float = 0.0) -> None:
         self.examples += 1

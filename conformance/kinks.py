@@ -40,15 +40,13 @@ class Kink:
     pair: int | None = None  # the output whose values here must add up with these to scale
 
 
-def masked(outputs: list[np.ndarray], refs: list[np.ndarray], kinks: list[Kink]) -> list:
-    """`outputs` with every kinked element replaced by the reference's, for the ordinary
-    comparison, which then says nothing about kinks."""
-    replaced = [np.array(o, dtype="float64") if o.dtype.kind in "biuf" else o for o in outputs]
+def mask_out(values: list[np.ndarray], refs: list[np.ndarray], kinks: list[Kink]) -> None:
+    """Set every kinked element of `values` (compare's float64 copies of the outputs) to
+    the reference's, so that the ordinary comparison says nothing about kinks."""
     for kink in kinks:
-        out = replaced[kink.output]
+        out = values[kink.output]
         if out.shape == kink.mask.shape and out.dtype.kind == "f":
             out[kink.mask] = refs[kink.output][kink.mask]
-    return replaced
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Vector-Jacobian products on Keras 3 backends, through each backend's own autodiff,
 the way Keras's trainers differentiate a loss: ``jax.grad`` compiled with ``jax.jit``
-(JAXTrainer jit-compiles a step that calls ``jax.value_and_grad``), ``tf.GradientTape`` (TensorFlowTrainer), ``torch.autograd``
-(TorchTrainer calls ``loss.backward()``).
+(JAXTrainer jit-compiles a step that calls ``jax.value_and_grad``),
+``tf.GradientTape`` (TensorFlowTrainer), ``torch.autograd`` (TorchTrainer calls
+``loss.backward()``).
 
 The loss is sum_i sum(output_i * cotangent_i): its gradient with respect to an input
 is the vector-Jacobian product with those cotangents, and the loss adds no rounding to

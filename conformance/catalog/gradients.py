@@ -244,7 +244,8 @@ def _x64(example, key="x"):
 
 def _ties(name, wins):
     """maximum / minimum: x1 wins where wins(x1, x2); at a tie the subgradients are
-    (a, 1 - a), a in [0, 1]; the reference splits the step evenly (JAX's choice)."""
+    (a, 1 - a), a in [0, 1]; the reference splits the step evenly (JAX's and torch's
+    choice)."""
     def slope(example):
         x1, x2 = _x64(example, "x1"), _x64(example, "x2")
         return [1.0 * wins(x1, x2), 1.0 * wins(x2, x1)]
@@ -259,7 +260,7 @@ def _ties(name, wins):
 
 
 def _clip_bounds(example):
-    """x_min or x_max, element by element at random (by the parity of the index)."""
+    """x_min at even flat indices, x_max at odd ones (which elements move is drawn)."""
     x = example["x"]
     parity = np.arange(x.size).reshape(x.shape) % 2 == 0
     return np.where(parity, example["x_min"], example["x_max"])
