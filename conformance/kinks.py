@@ -62,21 +62,20 @@ def judge(outputs: list[np.ndarray], kinks: list[Kink], floatx: str) -> Finding:
     """What a target returned at the kinks: its conventions, and whether each value is a
     subgradient."""
     finding = Finding(conventions={})
-    eps = float(np.finfo(floatx).eps)
+    eps, floor_ = float(np.finfo(floatx).eps), floor(floatx)
     for kink in kinks:
         out = outputs[kink.output]
         if out.shape != kink.mask.shape or not kink.mask.any():
             continue
         got = out.astype("float64")[kink.mask]
         scale = kink.scale.astype("float64")[kink.mask]
-        slack = ALLOWED_ULPS * eps * np.abs(scale) + floor(floatx)
+        slack = ALLOWED_ULPS * eps * np.abs(scale) + floor_
         bad = _first(~np.isfinite(got))
         if bad is not None:
             _worsen(finding, "nan", f"{kink.label}: gradient {got[bad]!r} where the forward "
                                     "value is finite")
             continue
-        low, high = np.minimum(kink.lo * scale, kink.hi * scale), np.maximum(kink.lo * scale,
-                                                                              kink.hi * scale)
+        low, high = np.sort([kink.lo * scale, kink.hi * scale], axis=0)  # ct may be negative
         bad = _first((got < low - slack) | (got > high + slack))
         if bad is not None:
             _worsen(finding, "fail", f"{kink.label}: gradient {got[bad]:.6g} for cotangent "
@@ -92,7 +91,7 @@ def judge(outputs: list[np.ndarray], kinks: list[Kink], floatx: str) -> Finding:
                 continue
         seen = finding.conventions.setdefault(kink.label, {"reference": kink.convention,
                                                            "values": set()})
-        seen["values"].update(_normalized(got, scale, eps, floor(floatx)))
+        seen["values"].update(_normalized(got, scale, eps, floor_))
         bad = _first(np.abs(got - kink.convention * scale) > slack)
         if bad is not None:
             _worsen(finding, "convention", f"{kink.label}: {got[bad] / scale[bad]:.6g} x "
