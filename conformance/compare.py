@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from conformance import kinks as kink_points
-from conformance import overrides
+from conformance import overrides, specials
 from conformance.tolerance import Tolerance, floor, once, ulp
 
 SEVERITY = ["crash", "timeout", "error", "shape", "dtype", "nan", "fail", "convention",
@@ -41,6 +41,7 @@ class Verdict:
     worst_ratio: float = 0.0
     worst_index: list | None = None  # (output, flat index) of the worst element
     conventions: dict | None = None  # at kinks: label -> reference and values (conformance.kinks)
+    specials: dict | None = None  # at special inputs: label -> reference and values (conformance.specials)
 
 
 def _dtype_ok(actual: np.dtype, expected: str) -> bool:
@@ -58,9 +59,13 @@ def _special_mismatch(out: np.ndarray, ref: np.ndarray, allowed: np.ndarray, flo
         ref_fx = ref.astype(floatx).astype("float64")  # overflow in floatx is expected inf
     nan_bad = np.isnan(out) != np.isnan(ref)
     out_inf, ref_inf = np.isinf(out), np.isinf(ref_fx)
-    # Near the overflow threshold either side of the rounding is acceptable; a
-    # reference that is itself infinite is not "near": it must come back infinite.
-    near_overflow = np.isfinite(ref) & (np.abs(np.nan_to_num(ref)) + allowed >= big)
+    # Within the allowed error of the overflow threshold either side of the rounding is
+    # acceptable; a reference that is infinite, or beyond the threshold by more than
+    # that, is not "near": it must come back infinite.
+    magnitude = np.abs(np.nan_to_num(ref))
+    with np.errstate(over="ignore", invalid="ignore"):
+        near_overflow = (np.isfinite(ref) & (magnitude + allowed >= big)
+                         & (magnitude - allowed <= big))
     sign_bad = out_inf & ref_inf & (np.sign(out) != np.sign(ref_fx))
     inf_bad = (out_inf != ref_inf) & ~near_overflow & ~np.isnan(ref) & ~np.isnan(out)
     return nan_bad | inf_bad | sign_bad
@@ -150,6 +155,7 @@ class Aggregate:
     first_failure: dict | None = None  # the first divergent example, unshrunk
     skipped: int = 0  # examples not sent after repeated crashes (engine.GIVE_UP_AFTER)
     conventions: dict = field(default_factory=dict)  # at kinks, merged over the examples
+    specials: dict = field(default_factory=dict)  # at special inputs, merged over the examples
 
     def add(self, verdict: Verdict, backend_s: float = 0.0) -> None:
         self.examples += 1
@@ -161,6 +167,7 @@ class Aggregate:
         if len(self.ratios) < MAX_RATIOS:
             self.ratios.append(round(verdict.worst_ratio, 6))
         kink_points.merge(self.conventions, verdict.conventions)
+        specials.merge(self.specials, verdict.specials)
         if SEVERITY.index(verdict.status) < SEVERITY.index(self.status):
             self.status = verdict.status
             self.message = verdict.message
@@ -192,8 +199,12 @@ def judge(op, target_id: str, floatx: str, example: dict, reply: dict, refs: lis
     expected = [op.expected_dtype(example, floatx, i) for i in range(len(refs))]
     scale, _ = overrides.factor(op.name, target_id, floatx)
     try:
-        return compare(reply["outputs"], refs, op.tolerance, example, floatx, expected, scale,
-                       memo, op.kinks(example) if op.kinks else ())
+        verdict = compare(reply["outputs"], refs, op.tolerance, example, floatx, expected,
+                          scale, memo, op.kinks(example) if op.kinks else ())
+        if op.specials:
+            verdict.specials = specials.observe(reply["outputs"], refs, op.specials(example),
+                                                floatx)
+        return verdict
     except Exception as exc:  # an odd output (e.g. a string array) is the backend's doing
         return Verdict("error", f"cannot compare output: {type(exc).__name__}: {exc}")
 
@@ -217,7 +228,8 @@ def _distances(as64: dict, a: str, partners: list, ref: list, bounds: list):
         x = x64.reshape(1, -1)
         ys = np.stack([as64[b][index].reshape(-1) for b in partners])
         both = np.isfinite(x) & np.isfinite(ys)
-        diff = np.where(both, np.abs(x - ys), 0.0)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf where not `both`
+            diff = np.where(both, np.abs(x - ys), 0.0)
         worst_ulp = np.fmax(worst_ulp, (diff / unit.reshape(1, -1)).max(axis=1))
         if bound is not None:
             worst_ratio = np.fmax(worst_ratio, (diff / bound.reshape(1, -1)).max(axis=1))

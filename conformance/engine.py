@@ -270,6 +270,7 @@ class Engine:
                 backend_s=round(aggregate.backend_s, 4), counterexample=counterexample,
                 wall_s=round(elapsed, 3), **({"skipped": aggregate.skipped} if aggregate.skipped else {}),
                 **({"conventions": aggregate.conventions} if aggregate.conventions else {}),
+                **({"specials": aggregate.specials} if aggregate.specials else {}),
                 **_replayed_fields(replayed.get(target.id))))
         self._write("pairwise", {"op": op.name, "family": op.family, "floatx": floatx,
                                  "pairs": pairs})

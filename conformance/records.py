@@ -40,7 +40,9 @@ it is written; ``kind`` says which of six:
   ``factor`` and ``reasons``) and ``conventions`` (gradient cases with
   non-differentiable points, `conformance.kinks`: each point's label -> the
   ``reference``'s convention and the ``values`` returned there, as multiples of the
-  cotangent) where they apply. An op with no call for the target's
+  cotangent) and ``specials`` (edge cases, `conformance.specials`: each special
+  input's label -> the ``reference``'s values and the ``values`` returned there, as
+  text) where they apply. An op with no call for the target's
   flavor is recorded without the figures (status ``unsupported``). A baseline replay
   writes no ``wall_s``, and a result ``broken`` for a target that did not start.
   A counterexample (`engine.Engine._counterexample`) holds the divergent ``target``,
@@ -226,6 +228,8 @@ RESULT = _object(
     {**_RESULT_FIGURES, "wall_s": NUMBER, "skipped": COUNT, "known": KNOWN,
      "conventions": {"type": "object", "additionalProperties": _object(
          {"reference": NUMBER, "values": {"type": "array", "items": NUMBER}})},
+     "specials": {"type": "object", "additionalProperties": _object(
+         {"reference": STRINGS, "values": STRINGS})},
      "override": _object({"factor": NUMBER, "reasons": STRINGS})},
     allOf=[
         *_status_is_verdict(VERDICTS, compare.DIVERGENT),

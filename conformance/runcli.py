@@ -8,6 +8,7 @@ from pathlib import Path
 
 from conformance import catalog, compare, costs, interrupts, known, options as options_mod
 from conformance import coverage, resume, store
+from conformance.catalog import edges
 from conformance.textsafe import printable
 
 
@@ -65,13 +66,15 @@ def cmd_ops(args) -> int:
              "keras3": op.keras3.fn if op.keras3 else None,
              "keras2": op.keras2.fn if op.keras2 else None,
              "tolerance": op.tolerance.formula, "floatx": list(op.floatx),
-             "result": op.result, "notes": op.notes} for op in ops]
+             "result": op.result, "edges": edges.coverage(op), "notes": op.notes}
+            for op in ops]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
         print(f"{row['family']:<12} {row['name']:<32} keras3={'yes' if row['keras3'] else 'no ':<3} "
-              f"keras2={'yes' if row['keras2'] else 'no ':<3} {row['tolerance']}")
+              f"keras2={'yes' if row['keras2'] else 'no ':<3} {row['tolerance']}\n"
+              f"{'':<13}edges: {row['edges']}")
     by_family = Counter(r["family"] for r in rows)
     print(f"{len(rows)} ops: " + ", ".join(f"{f} {n}" for f, n in by_family.items()))
     return 0

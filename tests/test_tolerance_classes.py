@@ -45,9 +45,13 @@ ZERO_EVERYWHERE = {"grad_floor", "grad_round"}
 
 
 def _ops_by_class():
+    """Edge cases reuse their ordinary op's class, and at points such as tan(65504) in
+    float16 that class rightly accepts any answer (the input's rounding alone moves tan
+    by more than it is): their classes are tested on the ordinary ops' inputs."""
     groups = defaultdict(list)
     for op in all_ops():
-        groups[type(op.tolerance)].append(op)
+        if op.family != "edges":
+            groups[type(op.tolerance)].append(op)
     return groups
 
 

@@ -26,7 +26,7 @@ from conformance.adapters import leaf_arrays  # the order the worker's adapters 
 from conformance.tolerance import Tolerance
 
 FAMILIES = ("elementwise", "activations", "reductions", "linalg", "shape", "nn", "losses",
-            "random", "gradients")
+            "random", "gradients", "edges")
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,9 @@ class Op:
     # Gradient entries: example -> the kinks.Kink of its non-differentiable points, where
     # the gradient is judged as a subgradient and its convention reported.
     kinks: Callable[[dict], list] | None = None
+    # Edge entries: example -> the specials.Special of its special-value elements, whose
+    # values the report's special-values table shows.
+    specials: Callable[[dict], list] | None = None
 
     def call_for(self, flavor: str) -> Call | None:
         return self.keras2 if flavor == "keras2" else self.keras3

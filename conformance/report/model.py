@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance.report import arrays, causes, charts, conventions, repro
+from conformance.report import arrays, causes, charts, conventions, repro, specials
 from conformance.report.fmt import (DIVERGENT, ERRORING, LABELS, VERDICTS, clean_text, floatx_key,
                                     number, rank, sci, short, slug, unit_roundoff, worst)
 from conformance.report.merging import SOURCE
@@ -589,6 +589,7 @@ def build(summary: dict, dirs: list, out_dir: Path, max_histograms: int = MAX_HI
         "coverage": _coverage(summary, order), "heatmap": _heatmap(summary, order),
         "known": _known(summary), "causes": causes.build(summary),
         "conventions": conventions.build(summary, order),
+        "specials": specials.build(summary, order),
         "ops": details, "config": _config(summary, order),
         "charts": charts.available(),
         "copied": copied,

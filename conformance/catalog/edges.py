@@ -1,0 +1,197 @@
+"""Edge cases: `edge_<op>`, an elementwise catalog op fed special values.
+
+Each entry derives from an ordinary op of the elementwise family: the same calls,
+reference and tolerance, with inputs whose elements are partly replaced by named
+special points (conformance.specials): NaN, +-inf, +-0, +-max, +-tiny of floatx and the
+op's own points (`OWN_POINTS`: overflow thresholds, domain edges, halfway cases).
+The references are NumPy's in float64, which follow IEEE 754 and C99 Annex F at these
+points, as Keras 3 documents NumPy semantics for keras.ops; compare matches their NaN
+and +-inf positions exactly (an overflow in floatx is expected as inf). For binary ops,
+half the examples also put the same point at the same positions of both inputs
+(inf - inf, 0 / 0, nan == nan), pairs that independent draws seldom make, and every
+case has one example that holds every point (every pair of points, for binary ops).
+
+The ordinary cases stay as they are, so their numerics are visible on their own.
+Ops with no edge case say why in `WITHOUT_EDGES` (`conformance ops` shows both).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance import specials, structure
+from conformance import strategies as S
+from conformance.catalog import Op, elementwise
+from conformance.tolerance import Rounded
+
+
+def _limits(floatx):
+    finfo = np.finfo(floatx)
+    return float(finfo.max), float(finfo.tiny)
+
+
+def _exp_thresholds(log):
+    def points(floatx):
+        big, tiny = _limits(floatx)
+        return {**specials.around("overflow", log(big), floatx),
+                **specials.around("underflow", log(tiny), floatx)}
+    return points
+
+
+def _domain_ends(floatx):
+    """+-1 and the floatx numbers just past them (arcsin, arccos, arctanh)."""
+    past = float(specials.step(np.asarray(1.0, dtype=floatx), +1))
+    return {"+1": 1.0, "-1": -1.0, "+1+": past, "-1-": -past}
+
+
+def _one_past_minus_one(floatx):
+    return {"-1": -1.0, "-1-": float(specials.step(np.asarray(-1.0, dtype=floatx), -1))}
+
+
+_HALVES = {"+0.5": 0.5, "-0.5": -0.5, "+1.5": 1.5, "+2.5": 2.5, "-2.5": -2.5}
+_UNITS = {"+1": 1.0, "-1": -1.0}
+
+# The op's own points beside specials.common, by op name: floatx -> {name: value}.
+OWN_POINTS = {
+    "exp": _exp_thresholds(np.log),
+    "expm1": _exp_thresholds(np.log),
+    "exp2": _exp_thresholds(np.log2),
+    "sinh": lambda fx: specials.around("overflow", np.log(2 * _limits(fx)[0]), fx),
+    "cosh": lambda fx: specials.around("overflow", np.log(2 * _limits(fx)[0]), fx),
+    "square": lambda fx: specials.around("overflow", np.sqrt(_limits(fx)[0]), fx),
+    "rad2deg": lambda fx: specials.around("overflow", _limits(fx)[0] * np.pi / 180, fx),
+    "tan": lambda fx: specials.around("pi/2", np.pi / 2, fx),
+    "log": lambda fx: _UNITS, "log2": lambda fx: _UNITS, "log10": lambda fx: _UNITS,
+    "sqrt": lambda fx: _UNITS, "cbrt": lambda fx: _UNITS,
+    "log1p": _one_past_minus_one,
+    "arcsin": _domain_ends, "arccos": _domain_ends, "arctanh": _domain_ends,
+    **{name: (lambda fx: _HALVES) for name in ("floor", "ceil", "round", "trunc")},
+    "power": lambda fx: {**_UNITS, "+2": 2.0, "-2": -2.0, "+0.5": 0.5, "+3": 3.0},
+}
+BINARY_POINTS = _UNITS  # every binary op's, beside its own
+
+# Where the ordinary case's tolerance rests on its input range, which points leave.
+TOLERANCE = {
+    # Exact only while quotients are small integers; at +-max / small divisors the
+    # quotient is far past 2^p and floor(x1 / x2) is that quotient, rounded once.
+    "floor_divide": Rounded(1),
+}
+
+# Elementwise ops without an edge case, and why.
+WITHOUT_EDGES = {
+    name: f"the broadcasting variant of {name[:-len('_broadcast')]}, whose edge case "
+          "covers its special values"
+    for name in ("add_broadcast", "multiply_broadcast", "maximum_broadcast", "equal_broadcast")
+}
+
+
+# The structural dimension that gives each case one example of every point (every pair
+# of points for binary ops) beside its drawn examples, which mix points into ordinary
+# inputs at random positions.
+LAYOUT = "layout"
+
+
+def points_for(name: str, floatx: str, binary: bool) -> dict[str, float]:
+    own = OWN_POINTS.get(name, lambda fx: {})(floatx)
+    return {**specials.common(floatx), **(BINARY_POINTS if binary else {}), **own}
+
+
+PLACED_ONE_IN = 3  # an element of a drawn example is a point with this odds (1 in 3)
+
+
+def _placed(example: dict, keys: tuple, values: np.ndarray, floatx: str):
+    """A strategy of `example` with about one element in PLACED_ONE_IN of each input in
+    `keys` replaced by one of `values` (the points), and, when a drawn flag says so, the
+    first input's points copied to the same positions of the second."""
+    def one_input(key):
+        shape = example[key].shape
+        return st.tuples(S.int_arrays(shape, 0, PLACED_ONE_IN - 1),
+                         S.int_arrays(shape, 0, len(values) - 1))
+
+    def place(drawn):
+        placements, paired = drawn
+        placed = dict(example)
+        for key, (lots, picks) in zip(keys, placements):
+            placed[key] = np.where(lots == 0, values[picks], example[key]).astype(floatx)
+        if paired and len(keys) == 2 and example[keys[0]].shape == example[keys[1]].shape:
+            lots, picks = placements[0]
+            placed[keys[1]] = np.where(lots == 0, values[picks], placed[keys[1]]).astype(floatx)
+        return placed
+
+    return st.tuples(st.tuples(*map(one_input, keys)), st.booleans()).map(place)
+
+
+def _inputs_of(forward: Op) -> tuple[str, ...]:
+    return ("x1", "x2") if forward.keras3.args == ("x1", "x2") else ("x",)
+
+
+def _grid(keys: tuple, values: np.ndarray) -> dict:
+    """Every point once (unary) or every pair of points (binary), as 1-D inputs."""
+    if len(keys) == 1:
+        return {keys[0]: values.copy()}
+    return {keys[0]: np.repeat(values, len(values)), keys[1]: np.tile(values, len(values))}
+
+
+def _edge(forward: Op) -> Op:
+    keys = _inputs_of(forward)
+    binary = len(keys) == 2
+
+    def points(floatx):
+        return points_for(forward.name, floatx, binary)
+
+    def inputs(floatx):
+        values = np.array(list(points(floatx).values()), dtype=floatx)
+        mixed = forward.inputs(floatx).flatmap(lambda ex: _placed(ex, keys, values, floatx))
+        layout = structure.pinned(LAYOUT, st.just("mixed"))
+        return layout.flatmap(lambda l: st.just(_grid(keys, values)) if l == "grid" else mixed)
+
+    def reference(example, ctx):
+        with np.errstate(all="ignore"):
+            return forward.reference(example, ctx)
+
+    def specials_of(example):
+        floatx = str(example[keys[0]].dtype)
+        return specials.elementwise(example, keys, points(floatx))
+
+    return dataclasses.replace(
+        forward, name=f"edge_{forward.name}", family="edges", inputs=inputs,
+        reference=reference, specials=specials_of,
+        tolerance=TOLERANCE.get(forward.name, forward.tolerance),
+        structure={**(forward.structure or {}), LAYOUT: ("grid",)},
+        notes=f"{forward.name} at special values: NaN, +-inf, +-0, +-max, +-tiny"
+              + (", " + ", ".join(OWN_POINTS[forward.name]("float32"))
+                 if forward.name in OWN_POINTS else ""))
+
+
+OPS = [_edge(op) for op in elementwise.OPS if op.name not in WITHOUT_EDGES]
+_EDGE_OF = {op.name[len("edge_"):]: op for op in OPS}
+_BINARY = {op.name for op in elementwise.OPS if len(_inputs_of(op)) == 2}
+
+_CLASSES = {"nan": "nan", "+inf": "inf", "-inf": "inf", "+0": "zero", "-0": "zero",
+            "+max": "extremes", "-max": "extremes", "+tiny": "extremes", "-tiny": "extremes"}
+
+
+def classes(name: str) -> list[str]:
+    """The edge classes an op's points cover: nan, inf, zero, extremes (+-max, +-tiny),
+    overflow (thresholds), op points (domain edges, halfway cases, small integers)."""
+    found = []
+    for point in points_for(name, "float32", binary=name in _BINARY):
+        kind = _CLASSES.get(point) or ("overflow" if point.startswith(("overflow", "underflow"))
+                                       else "op points")
+        if kind not in found:
+            found.append(kind)
+    return found
+
+
+def coverage(op: Op) -> str:
+    """What `conformance ops` says of an op's edges: its edge case and classes, or why
+    it has none."""
+    if op.family == "edges":
+        return ", ".join(classes(op.name[len("edge_"):]))
+    if op.name in _EDGE_OF:
+        return _EDGE_OF[op.name].name
+    if op.name in WITHOUT_EDGES:
+        return WITHOUT_EDGES[op.name]
+    return "none yet: issue 17 covers the elementwise family first"
