@@ -569,3 +569,27 @@ def test_conventions_table_shows_each_targets_gradient_at_a_kink(tmp_path):
     assert root.get("failures") == "0"
     out = [c.find("system-out") for c in cases if "keras2-theano-float32" in c.get("name")]
     assert "reference takes 0" in out[0].text
+
+
+def test_special_values_table_marks_another_class_of_value_and_folds_known_ones(tmp_path):
+    def seen(values, reference=("+inf",)):
+        return {"x = +inf": {"reference": list(reference), "values": list(values)},
+                "x = nan": {"reference": ["nan"], "values": ["nan"]}}
+    summary = {**EMPTY, "results": [
+        _result("edge_exp", "keras3-jax", "pass", specials=seen(["+inf"])),
+        _result("edge_exp", "keras3-openvino", "nan", specials=seen(["3.403e+38"])),
+        _result("edge_sign", "keras3-torch", "known", verdict="nan",
+                known={"reason": "sign(nan) = 0", "cause": "torch-sign", "link": ""},
+                specials={"x = nan": {"reference": ["nan"], "values": ["0"]}}),
+        _result("edge_sign", "keras3-jax", "pass",
+                specials={"x = nan": {"reference": ["nan"], "values": ["nan"]}})]}
+    html, text = _render(tmp_path, [summary])
+    section = text[text.index('id="specials"'):text.index('id="details"')]
+    shown, folded = section.split("<details>")
+    row = re.search(r'<tr><td><a href="#op-edge_exp">edge_exp</a>.*?</tr>', shown).group(0)
+    assert "x = +inf" in row
+    cells = re.findall(r'<td class="num( v-nan)?">([^<]*)</td>', row)
+    assert cells[0] == ("", "+inf")  # the reference, then one cell per target
+    assert sorted(c for c in cells[1:] if c[1] != "–") == [("", "+inf"), (" v-nan", "3.403e+38")]
+    assert "x = nan" not in shown  # every target agrees there: only counted
+    assert re.search(r'edge_sign</a>.*?x = nan.*?v-known">0<', folded)
