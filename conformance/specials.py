@@ -97,6 +97,32 @@ def elementwise(example: dict, keys: tuple[str, ...], points: dict[str, float],
             for label in sorted(set(labels.ravel().tolist()) - {""})]
 
 
+def reduced(example: dict, points: dict[str, float], prefix: bool = False) -> list[Special]:
+    """The specials of a reduction of example["x"] over example["axis"] (None: every
+    axis; keepdims as the example says): each output element is labelled by the points
+    its slice holds ("x holds +inf, nan"); `prefix` for scans (cumsum), whose element k
+    folds the slice up to k."""
+    x = np.asarray(example["x"], dtype="float64")
+    named = names_of(x, points)
+    axis, keepdims = example.get("axis"), bool(example.get("keepdims", False))
+    axis = tuple(axis) if isinstance(axis, list) else axis
+    holds = {}
+    for name in points:
+        hit = named == name
+        if prefix:
+            flat = axis is None
+            hit = np.logical_or.accumulate(hit.ravel() if flat else hit, axis=0 if flat else axis)
+        else:
+            hit = np.any(hit, axis=axis, keepdims=keepdims)
+        holds[name] = np.asarray(hit)
+    shape = next(iter(holds.values())).shape
+    labels = np.full(shape, "", dtype=object)
+    for name, hit in holds.items():
+        labels[hit] = np.where(labels[hit] == "", f"x holds {name}", labels[hit] + f", {name}")
+    return [Special(label, 0, labels == label, False)
+            for label in sorted(set(labels.ravel().tolist()) - {""})]
+
+
 def text(value, exact: bool, floatx: str) -> str:
     """One output value as the table shows it: below the comparison's floor (twice the
     smallest normal, where flushing to zero is no error) it is 0."""

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from conformance import catalog, compare, specials, structure
-from conformance.catalog import Context, edges, elementwise
+from conformance.catalog import Context, edges, elementwise, reductions
 from conformance.engine import _draw
 from conftest import check_ops, fake_target
 
-PLANTED = ["maximum", "exp", "sqrt", "sign", "divide"]
-CORRECT_EVERYWHERE = ["minimum", "log"]
+PLANTED = ["maximum", "exp", "sqrt", "sign", "divide", "max"]
+CORRECT_EVERYWHERE = ["minimum", "log", "sum"]
 CHECKED = PLANTED + [f"edge_{name}" for name in PLANTED + CORRECT_EVERYWHERE]
 
 
@@ -56,9 +56,9 @@ def test_observed_values_count_flushed_results_as_zero_and_ordinary_ones_as_fini
     assert merged["x1 = +inf, x2 = +inf"] == {"reference": ["+inf"], "values": ["+inf", "nan"]}
 
 
-def test_every_elementwise_op_has_an_edge_case_or_a_reason():
+def test_every_elementwise_and_reduction_op_has_an_edge_case_or_a_reason():
     names = {op.name for op in catalog.all_ops()}
-    for op in elementwise.OPS:
+    for op in elementwise.OPS + reductions.OPS:
         assert f"edge_{op.name}" in names or op.name in edges.WITHOUT_EDGES, op.name
         assert edges.coverage(op).strip()
 
@@ -82,17 +82,31 @@ def s_size(example):
     return next(v for v in example.values() if isinstance(v, np.ndarray)).size
 
 
-@pytest.mark.parametrize("name", ["edge_exp", "edge_power"])
+@pytest.mark.parametrize("name", ["edge_exp", "edge_power", "edge_max", "edge_cumsum"])
 def test_the_grid_example_holds_every_point_or_every_pair(name):
     op = next(o for o in catalog.all_ops() if o.name == name)
-    binary = name == "edge_power"
-    points = edges.points_for(name[len("edge_"):], "float32", binary)
+    points = edges.points_for(name[len("edge_"):], "float32", name == "edge_power")
     (row,) = structure.rows(op.structure)
     with structure.fixed(row):
         (grid,) = _draw(op.inputs("float32"), 1, 0)
     labels = {s.label for s in op.specials(grid)}
-    assert len(labels) == len(points) ** (2 if binary else 1)
-    assert ("x1 = +inf, x2 = -inf" if binary else "x = overflow+") in labels
+    n = len(points)
+    expected = {"edge_exp": (n, "x = overflow+"), "edge_power": (n * n, "x1 = +inf, x2 = -inf"),
+                "edge_max": (n * (n + 1) // 2, "x holds nan, +inf"),  # unordered pairs
+                "edge_cumsum": (n * (n + 1) // 2, "x holds +inf, -inf")}[name]
+    assert (len(labels), expected[1] in labels) == (expected[0], True)
+
+
+def test_a_reduction_labels_each_output_by_the_points_its_slice_holds():
+    x = np.array([[np.nan, 1.0, 2.0], [np.inf, -np.inf, 3.0], [1.0, 2.0, 3.0]], "float32")
+    points = specials.common("float32")
+    by_row = {s.label: s.mask.tolist() for s in specials.reduced({"x": x, "axis": 1}, points)}
+    assert by_row == {"x holds nan": [True, False, False],
+                      "x holds +inf, -inf": [False, True, False]}
+    prefix = {s.label: s.mask.astype(int).tolist()
+              for s in specials.reduced({"x": x, "axis": 1}, points, prefix=True)}
+    assert prefix["x holds +inf"] == [[0, 0, 0], [1, 0, 0], [0, 0, 0]]
+    assert prefix["x holds +inf, -inf"] == [[0, 0, 0], [0, 1, 1], [0, 0, 0]]
 
 
 def test_a_wrong_nan_or_inf_fails_and_an_overflow_is_expected_as_inf():

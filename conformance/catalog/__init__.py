@@ -122,6 +122,10 @@ class Op:
     # Edge entries: example -> the specials.Special of its special-value elements, whose
     # values the report's special-values table shows.
     specials: Callable[[dict], list] | None = None
+    # Edge entries of ops whose intermediates can overflow floatx (sum, var, cumprod):
+    # example -> NumPy's outputs computed in floatx itself. Where those are NaN or inf
+    # and the float64 reference is finite, a target returning the same is not wrong.
+    floatx_reference: Callable[[dict], list] | None = None
 
     def call_for(self, flavor: str) -> Call | None:
         return self.keras2 if flavor == "keras2" else self.keras3

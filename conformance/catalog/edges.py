@@ -1,15 +1,16 @@
-"""Edge cases: `edge_<op>`, an elementwise catalog op fed special values.
+"""Edge cases: `edge_<op>`, an elementwise or reduction catalog op fed special values.
 
-Each entry derives from an ordinary op of the elementwise family: the same calls,
-reference and tolerance, with inputs whose elements are partly replaced by named
-special points (conformance.specials): NaN, +-inf, +-0, +-max, +-tiny of floatx and the
-op's own points (`OWN_POINTS`: overflow thresholds, domain edges, halfway cases).
-The references are NumPy's in float64, which follow IEEE 754 and C99 Annex F at these
-points, as Keras 3 documents NumPy semantics for keras.ops; compare matches their NaN
-and +-inf positions exactly (an overflow in floatx is expected as inf). For binary ops,
-half the examples also put the same point at the same positions of both inputs
-(inf - inf, 0 / 0, nan == nan), pairs that independent draws seldom make, and every
-case has one example that holds every point (every pair of points, for binary ops).
+Each entry derives from an ordinary op of the elementwise or reductions family: the
+same calls, reference and tolerance, with inputs whose elements are partly replaced by
+named special points (conformance.specials): NaN, +-inf, +-0, +-max, +-tiny of floatx
+and the op's own points (`OWN_POINTS`: overflow thresholds, domain edges, halfway
+cases). The references are NumPy's in float64 (scipy's logsumexp), which follow IEEE
+754 and C99 Annex F at these points, as Keras 3 documents NumPy semantics for
+keras.ops; compare matches their NaN and +-inf positions exactly (an overflow in floatx
+is expected as inf). For binary ops, half the examples also put the same point at the
+same positions of both inputs (inf - inf, 0 / 0, nan == nan), pairs that independent
+draws seldom make. Every case has one example that holds every point (every pair of
+points for binary ops and reductions, a reduction reducing each pair on its own).
 
 The ordinary cases stay as they are, so their numerics are visible on their own.
 Ops with no edge case say why in `WITHOUT_EDGES` (`conformance ops` shows both).
@@ -20,10 +21,11 @@ import dataclasses
 
 import numpy as np
 from hypothesis import strategies as st
+from scipy import special as scipy_special
 
 from conformance import specials, structure
 from conformance import strategies as S
-from conformance.catalog import Op, elementwise
+from conformance.catalog import Op, elementwise, reductions
 from conformance.tolerance import Rounded
 
 
@@ -165,7 +167,82 @@ def _edge(forward: Op) -> Op:
                  if forward.name in OWN_POINTS else ""))
 
 
-OPS = [_edge(op) for op in elementwise.OPS if op.name not in WITHOUT_EDGES]
+# -- reductions: the points folded with each other and with ordinary values -----------
+
+SCANS = {"cumsum", "cumprod"}  # output k folds the slice up to k
+
+
+def _logsumexp_reference(example, ctx):
+    """scipy's logsumexp, which gives inf for a slice holding +inf and -inf for one of
+    -inf only, where the catalog's max-shifted form gives inf - inf = NaN."""
+    axis = example.get("axis")
+    return scipy_special.logsumexp(example["x"].astype("float64"),
+                                   axis=tuple(axis) if isinstance(axis, list) else axis,
+                                   keepdims=bool(example.get("keepdims", False)))
+
+
+REFERENCE = {"logsumexp": _logsumexp_reference}
+
+# NumPy's reductions computed in floatx, for the ones whose intermediates can overflow
+# where the result does not (compare excuses a target that overflows as NumPy does).
+IN_FLOATX = {"sum": np.sum, "mean": np.mean, "prod": np.prod, "var": np.var, "std": np.std,
+             "median": np.median, "logsumexp": scipy_special.logsumexp,
+             "cumsum": np.cumsum, "cumprod": np.cumprod}
+
+
+def _in_floatx(name: str):
+    fn = IN_FLOATX[name]
+
+    def outputs(example):
+        x, axis = example["x"], example.get("axis")
+        axis = tuple(axis) if isinstance(axis, list) else axis
+        with np.errstate(all="ignore"):
+            if name in SCANS:  # None flattens, as the catalog's scans do
+                return [fn(x.ravel() if axis is None else x, axis=0 if axis is None else axis)]
+            return [np.asarray(fn(x, axis=axis, keepdims=bool(example.get("keepdims", False))))]
+    return outputs
+
+
+def _reduction_grid(forward: Op, values: np.ndarray) -> dict:
+    """Every pair of points as one row, reduced along the last axis: row (i, j) holds
+    points i and j and nothing else."""
+    grid = {"x": np.stack([np.repeat(values, len(values)), np.tile(values, len(values))], axis=1),
+            "axis": -1}
+    if "keepdims" in forward.keras3.kwargs:
+        grid["keepdims"] = False
+    return grid
+
+
+def _reduction_edge(forward: Op) -> Op:
+    def points(floatx):
+        return points_for(forward.name, floatx, binary=False)
+
+    def inputs(floatx):
+        values = np.array(list(points(floatx).values()), dtype=floatx)
+        mixed = forward.inputs(floatx).flatmap(lambda ex: _placed(ex, ("x",), values, floatx))
+        layout = structure.pinned(LAYOUT, st.just("mixed"))
+        return layout.flatmap(
+            lambda l: st.just(_reduction_grid(forward, values)) if l == "grid" else mixed)
+
+    forward_reference = REFERENCE.get(forward.name, forward.reference)
+
+    def reference(example, ctx):
+        with np.errstate(all="ignore"):
+            return forward_reference(example, ctx)
+
+    def specials_of(example):
+        return specials.reduced(example, points(str(example["x"].dtype)),
+                                prefix=forward.name in SCANS)
+
+    return dataclasses.replace(
+        forward, name=f"edge_{forward.name}", family="edges", inputs=inputs,
+        reference=reference, specials=specials_of, structure={LAYOUT: ("grid",)},
+        floatx_reference=_in_floatx(forward.name) if forward.name in IN_FLOATX else None,
+        notes=f"{forward.name} of slices holding NaN, +-inf, +-0, +-max, +-tiny")
+
+
+OPS = ([_edge(op) for op in elementwise.OPS if op.name not in WITHOUT_EDGES]
+       + [_reduction_edge(op) for op in reductions.OPS])
 _EDGE_OF = {op.name[len("edge_"):]: op for op in OPS}
 _BINARY = {op.name for op in elementwise.OPS if len(_inputs_of(op)) == 2}
 
@@ -194,4 +271,4 @@ def coverage(op: Op) -> str:
         return _EDGE_OF[op.name].name
     if op.name in WITHOUT_EDGES:
         return WITHOUT_EDGES[op.name]
-    return "none yet: issue 17 covers the elementwise family first"
+    return "none yet: issue 17 covers the elementwise and reductions families first"

@@ -9,3 +9,11 @@ log = np.log
 sqrt = np.sqrt
 sign = np.sign
 divide = np.divide
+
+
+def max(x, axis=None, keepdims=False):
+    return np.max(x, axis=tuple(axis) if isinstance(axis, list) else axis, keepdims=keepdims)
+
+
+def sum(x, axis=None, keepdims=False):
+    return np.sum(x, axis=tuple(axis) if isinstance(axis, list) else axis, keepdims=keepdims)

@@ -4,11 +4,14 @@ inputs of the same ops:
 - exp saturates at the largest finite value instead of overflowing to inf;
 - sqrt of a negative number is 0, not NaN (inputs clipped at 0, as Keras 2's K.sqrt does);
 - sign(NaN) is 0;
-- 0 / 0 is 0.
-minimum and log are edges_numpy's."""
+- 0 / 0 is 0;
+- max skips NaN (np.nanmax), a reduction dropping NaN.
+minimum, log and sum are edges_numpy's."""
 import numpy as np
 
-from edges_numpy import log, minimum  # noqa: F401
+import warnings
+
+from edges_numpy import log, minimum, sum  # noqa: F401
 
 
 def maximum(x1, x2):
@@ -30,3 +33,10 @@ def sign(x):
 def divide(x1, x2):
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where((x1 == 0) & (x2 == 0), 0, x1 / x2).astype(x1.dtype)  # planted
+
+
+def max(x, axis=None, keepdims=False):
+    with warnings.catch_warnings():  # an all-NaN slice
+        warnings.simplefilter("ignore")
+        return np.nanmax(x, axis=tuple(axis) if isinstance(axis, list) else axis,
+                         keepdims=keepdims)  # planted
