@@ -232,7 +232,7 @@ def judge(op, target_id: str, floatx: str, example: dict, reply: dict, refs: lis
                           scale, memo, op.kinks(example) if op.kinks else (), in_floatx)
         if op.specials:
             verdict.specials = specials.observe(reply["outputs"], refs, op.specials(example),
-                                                floatx)
+                                                floatx, in_floatx)
         return verdict
     except Exception as exc:  # an odd output (e.g. a string array) is the backend's doing
         return Verdict("error", f"cannot compare output: {type(exc).__name__}: {exc}")

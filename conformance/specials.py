@@ -144,9 +144,11 @@ def kind(text_: str) -> str:
 
 
 def observe(outputs: list[np.ndarray], refs: list[np.ndarray], specials: list[Special],
-            floatx: str) -> dict:
+            floatx: str, in_floatx: list | None = None) -> dict:
     """label -> {"reference": texts, "values": texts} for one example: what the reference
-    (rounded to floatx, where overflow is inf) and the target returned at each special."""
+    (rounded to floatx, where overflow is inf) and the target returned at each special.
+    `in_floatx`, NumPy's outputs computed in floatx where an op has them, adds its values
+    to the reference's: compare accepts those too."""
     seen = {}
     for special in specials:
         if special.output >= len(outputs):
@@ -154,11 +156,17 @@ def observe(outputs: list[np.ndarray], refs: list[np.ndarray], specials: list[Sp
         out, ref = outputs[special.output], refs[special.output]
         if out.shape != special.mask.shape or ref.shape != special.mask.shape:
             continue
-        if ref.dtype.kind == "f":
-            with np.errstate(over="ignore", invalid="ignore"):
-                ref = ref.astype(floatx)
+        accepted = [ref] + ([np.asarray(in_floatx[special.output])] if in_floatx else [])
+        reference = set()
+        for values in accepted:
+            if values.shape != special.mask.shape:
+                continue
+            if values.dtype.kind == "f":
+                with np.errstate(over="ignore", invalid="ignore"):
+                    values = values.astype(floatx)
+            reference |= {text(v, special.exact, floatx) for v in values[special.mask].tolist()}
         seen[special.label] = {
-            "reference": {text(v, special.exact, floatx) for v in ref[special.mask].tolist()},
+            "reference": reference,
             "values": {text(v, special.exact, floatx) for v in out[special.mask].tolist()}}
     return seen
 

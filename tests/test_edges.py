@@ -145,3 +145,23 @@ def test_the_correct_twin_passes_everything_and_the_table_shows_the_difference(v
     planted = verdicts[("edge_sqrt", "planted")]["specials"]["x = -1"]
     correct = verdicts[("edge_sqrt", "correct")]["specials"]["x = -1"]
     assert (planted["values"], correct["values"], correct["reference"]) == (["0"], ["nan"], ["nan"])
+
+
+def test_an_overflow_numpy_has_in_floatx_is_excused_and_no_other():
+    """std of [-max, 0] in float32 is 1.7e38, but its squares overflow: NumPy in float32
+    gives inf. A target giving inf is excused; one giving NaN or a wrong number is not."""
+    op = next(o for o in catalog.all_ops() if o.name == "edge_std")
+    big = float(np.finfo("float32").max)
+    example = {"x": np.array([[-big, 0.0], [1.0, 3.0]], "float32"), "axis": -1,
+               "keepdims": False}
+    refs = op.references(example, Context("float32"))
+    assert np.isfinite(refs[0]).all() and np.isinf(op.floatx_reference(example)[0][0])
+
+    def verdict(values):
+        return compare.judge(op, "t", "float32", example,
+                             {"status": "ok", "outputs": [np.array(values, "float32")]},
+                             refs).status
+    assert verdict([big / 2, 1.0]) == "pass"
+    assert verdict([np.inf, 1.0]) == "pass"  # as NumPy in float32
+    assert verdict([np.nan, 1.0]) == "nan"
+    assert verdict([np.inf, np.inf]) == "nan"  # the second row does not overflow anywhere

@@ -1,8 +1,9 @@
 """The special-values table: what each target returns where an edge case's inputs are
 special values (conformance.specials), next to the reference's (NumPy's) result.
 
-One row per (op, floatx, special input) where some target returns another class of
-value than the reference (NaN for a number, a finite number for inf, ...): a reader sees at a glance which backend drops a NaN in maximum or saturates
+One row per (op, floatx, special input) where some target returns a class of value the
+reference does not (NaN for a number, a finite number for inf, ...; the reference's
+values include NumPy's computed in floatx, where an op has them): a reader sees at a glance which backend drops a NaN in maximum or saturates
 instead of overflowing. Points where every target agrees with the reference are only
 counted. Built from the results' ``specials``, so a merged or replayed summary shows it too.
 """
@@ -46,10 +47,10 @@ def build(summary: dict, order: list[str]) -> dict:
 
 
 def _cell(target: str, values: set | None, reference: set, known: bool) -> dict:
-    """A target's values; `other` when their classes (nan, +-inf, 0, finite...) are not
-    the reference's: a finite value off by rounding is the comparison's business."""
+    """A target's values; `other` when they hold a class (nan, +-inf, 0, finite...) that
+    the reference's do not: a finite value off by rounding is the comparison's business."""
     return {"target": target, "text": _text(values) if values else "–", "known": known,
-            "other": bool(values) and set(map(kind, values)) != set(map(kind, reference))}
+            "other": bool(values) and not set(map(kind, values)) <= set(map(kind, reference))}
 
 
 def _text(values: set) -> str:
