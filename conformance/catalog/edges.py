@@ -181,7 +181,21 @@ def _logsumexp_reference(example, ctx):
                                    keepdims=bool(example.get("keepdims", False)))
 
 
-REFERENCE = {"logsumexp": _logsumexp_reference}
+def _wide(fn):
+    """fn over the example's axis in long double (x86's 80-bit format): float64's own
+    mean, median and std of +-max overflow in their intermediates, where the result is
+    max. Rounded to float64 after."""
+    def reference(example, ctx):
+        axis = example.get("axis")
+        out = fn(example["x"].astype(np.longdouble),
+                 axis=tuple(axis) if isinstance(axis, list) else axis,
+                 keepdims=bool(example.get("keepdims", False)))
+        return np.asarray(out).astype("float64")
+    return reference
+
+
+REFERENCE = {"logsumexp": _logsumexp_reference, "mean": _wide(np.mean),
+             "median": _wide(np.median), "std": _wide(np.std), "var": _wide(np.var)}
 
 # NumPy's reductions computed in floatx, for the ones whose intermediates can overflow
 # where the result does not (compare excuses a target that overflows as NumPy does).
