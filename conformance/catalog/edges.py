@@ -136,8 +136,10 @@ def _grid(keys: tuple, values: np.ndarray) -> dict:
     return {keys[0]: np.repeat(values, len(values)), keys[1]: np.tile(values, len(values))}
 
 
-def _edge(forward: Op) -> Op:
-    keys = _inputs_of(forward)
+def _derived(forward: Op, keys: tuple, grid, specials_of, **fields) -> Op:
+    """The edge entry of `forward`: its examples with points placed in `keys`, plus the
+    covering row's `grid(values)` example; its reference (or REFERENCE's) with IEEE
+    warnings silenced; `specials_of(example, points)` labels the special elements."""
     binary = len(keys) == 2
 
     def points(floatx):
@@ -147,24 +149,30 @@ def _edge(forward: Op) -> Op:
         values = np.array(list(points(floatx).values()), dtype=floatx)
         mixed = forward.inputs(floatx).flatmap(lambda ex: _placed(ex, keys, values, floatx))
         layout = structure.pinned(LAYOUT, st.just("mixed"))
-        return layout.flatmap(lambda l: st.just(_grid(keys, values)) if l == "grid" else mixed)
+        return layout.flatmap(lambda l: st.just(grid(values)) if l == "grid" else mixed)
+
+    forward_reference = REFERENCE.get(forward.name, forward.reference)
 
     def reference(example, ctx):
         with np.errstate(all="ignore"):
-            return forward.reference(example, ctx)
-
-    def specials_of(example):
-        floatx = str(example[keys[0]].dtype)
-        return specials.elementwise(example, keys, points(floatx))
+            return forward_reference(example, ctx)
 
     return dataclasses.replace(
         forward, name=f"edge_{forward.name}", family="edges", inputs=inputs,
-        reference=reference, specials=specials_of,
+        reference=reference, structure={LAYOUT: ("grid",)},
+        specials=lambda example: specials_of(example, points(str(example[keys[0]].dtype))),
+        **fields)
+
+
+def _edge(forward: Op) -> Op:
+    keys = _inputs_of(forward)
+    own = OWN_POINTS[forward.name]("float32") if forward.name in OWN_POINTS else {}
+    return _derived(
+        forward, keys, lambda values: _grid(keys, values),
+        lambda example, points: specials.elementwise(example, keys, points),
         tolerance=TOLERANCE.get(forward.name, forward.tolerance),
-        structure={**(forward.structure or {}), LAYOUT: ("grid",)},
         notes=f"{forward.name} at special values: NaN, +-inf, +-0, +-max, +-tiny"
-              + (", " + ", ".join(OWN_POINTS[forward.name]("float32"))
-                 if forward.name in OWN_POINTS else ""))
+              + "".join(f", {name}" for name in own))
 
 
 # -- reductions: the points folded with each other and with ordinary values -----------
@@ -172,12 +180,16 @@ def _edge(forward: Op) -> Op:
 SCANS = {"cumsum", "cumprod"}  # output k folds the slice up to k
 
 
+def _axis(example):
+    """The example's axis as NumPy takes it (a list of axes as a tuple)."""
+    axis = example.get("axis")
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
 def _logsumexp_reference(example, ctx):
     """scipy's logsumexp, which gives inf for a slice holding +inf and -inf for one of
     -inf only, where the catalog's max-shifted form gives inf - inf = NaN."""
-    axis = example.get("axis")
-    return scipy_special.logsumexp(example["x"].astype("float64"),
-                                   axis=tuple(axis) if isinstance(axis, list) else axis,
+    return scipy_special.logsumexp(example["x"].astype("float64"), axis=_axis(example),
                                    keepdims=bool(example.get("keepdims", False)))
 
 
@@ -186,9 +198,7 @@ def _wide(fn):
     mean, median and std of +-max overflow in their intermediates, where the result is
     max. Rounded to float64 after."""
     def reference(example, ctx):
-        axis = example.get("axis")
-        out = fn(example["x"].astype(np.longdouble),
-                 axis=tuple(axis) if isinstance(axis, list) else axis,
+        out = fn(example["x"].astype(np.longdouble), axis=_axis(example),
                  keepdims=bool(example.get("keepdims", False)))
         return np.asarray(out).astype("float64")
     return reference
@@ -208,8 +218,7 @@ def _in_floatx(name: str):
     fn = IN_FLOATX[name]
 
     def outputs(example):
-        x, axis = example["x"], example.get("axis")
-        axis = tuple(axis) if isinstance(axis, list) else axis
+        x, axis = example["x"], _axis(example)
         with np.errstate(all="ignore"):
             if name in SCANS:  # None flattens, as the catalog's scans do
                 return [fn(x.ravel() if axis is None else x, axis=0 if axis is None else axis)]
@@ -228,29 +237,10 @@ def _reduction_grid(forward: Op, values: np.ndarray) -> dict:
 
 
 def _reduction_edge(forward: Op) -> Op:
-    def points(floatx):
-        return points_for(forward.name, floatx, binary=False)
-
-    def inputs(floatx):
-        values = np.array(list(points(floatx).values()), dtype=floatx)
-        mixed = forward.inputs(floatx).flatmap(lambda ex: _placed(ex, ("x",), values, floatx))
-        layout = structure.pinned(LAYOUT, st.just("mixed"))
-        return layout.flatmap(
-            lambda l: st.just(_reduction_grid(forward, values)) if l == "grid" else mixed)
-
-    forward_reference = REFERENCE.get(forward.name, forward.reference)
-
-    def reference(example, ctx):
-        with np.errstate(all="ignore"):
-            return forward_reference(example, ctx)
-
-    def specials_of(example):
-        return specials.reduced(example, points(str(example["x"].dtype)),
-                                prefix=forward.name in SCANS)
-
-    return dataclasses.replace(
-        forward, name=f"edge_{forward.name}", family="edges", inputs=inputs,
-        reference=reference, specials=specials_of, structure={LAYOUT: ("grid",)},
+    return _derived(
+        forward, ("x",), lambda values: _reduction_grid(forward, values),
+        lambda example, points: specials.reduced(example, points,
+                                                 prefix=forward.name in SCANS),
         floatx_reference=_in_floatx(forward.name) if forward.name in IN_FLOATX else None,
         notes=f"{forward.name} of slices holding NaN, +-inf, +-0, +-max, +-tiny")
 
