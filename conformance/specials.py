@@ -2,7 +2,7 @@
 
 The edge cases (conformance.catalog.edges) mix named special *points* into ordinary
 inputs: NaN, +-inf, +-0, +-the largest finite value and +-the smallest normal of floatx
-(`COMMON`), plus points an op names for itself (its overflow threshold, the edges of its
+(`common`), plus points an op names for itself (its overflow threshold, the edges of its
 domain). Judging needs nothing new: compare matches the NaN and +-inf positions of the
 reference (NumPy's IEEE 754 results, rounded to floatx) exactly, and the ordinary
 tolerance holds for the finite values.
@@ -13,7 +13,7 @@ and each target returned there. A value is written as its class (nan, +inf, -inf
 where every input of the element is a named point, its number to 4 digits; where an
 ordinary input takes part, as "finite". Signed zero is ignored in outputs, and values
 below the comparison's floor count as 0, as in the comparison; the table marks a
-target whose classes of values (`kind`) differ from the reference's.
+target returning a class of value (`kind`) that the reference does not.
 """
 from __future__ import annotations
 

@@ -180,17 +180,10 @@ def _edge(forward: Op) -> Op:
 SCANS = {"cumsum", "cumprod"}  # output k folds the slice up to k
 
 
-def _axis(example):
-    """The example's axis as NumPy takes it (a list of axes as a tuple)."""
-    axis = example.get("axis")
-    return tuple(axis) if isinstance(axis, list) else axis
-
-
 def _logsumexp_reference(example, ctx):
     """scipy's logsumexp, which gives inf for a slice holding +inf and -inf for one of
     -inf only, where the catalog's max-shifted form gives inf - inf = NaN."""
-    return scipy_special.logsumexp(example["x"].astype("float64"), axis=_axis(example),
-                                   keepdims=bool(example.get("keepdims", False)))
+    return reductions.apply(scipy_special.logsumexp, example)
 
 
 def _wide(fn):
@@ -198,9 +191,8 @@ def _wide(fn):
     mean, median and std of +-max overflow in their intermediates, where the result is
     max. Rounded to float64 after."""
     def reference(example, ctx):
-        out = fn(example["x"].astype(np.longdouble), axis=_axis(example),
-                 keepdims=bool(example.get("keepdims", False)))
-        return np.asarray(out).astype("float64")
+        x = example["x"].astype(np.longdouble)
+        return np.asarray(reductions.apply(fn, example, x=x)).astype("float64")
     return reference
 
 
@@ -218,11 +210,11 @@ def _in_floatx(name: str):
     fn = IN_FLOATX[name]
 
     def outputs(example):
-        x, axis = example["x"], _axis(example)
+        x = example["x"]
         with np.errstate(all="ignore"):
-            if name in SCANS:  # None flattens, as the catalog's scans do
-                return [fn(x.ravel() if axis is None else x, axis=0 if axis is None else axis)]
-            return [np.asarray(fn(x, axis=axis, keepdims=bool(example.get("keepdims", False))))]
+            if name in SCANS:
+                return [fn(x, axis=reductions.scan_axis(example))]
+            return [np.asarray(reductions.apply(fn, example, x=x))]
     return outputs
 
 

@@ -54,8 +54,9 @@ def _axes(ex):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-def _apply(fn, ex, x=None, keepdims=None):
-    """fn(x, axis=..., keepdims=...) with the example's static arguments."""
+def apply(fn, ex, x=None, keepdims=None):
+    """fn(x, axis=..., keepdims=...) with the example's static arguments (x: the
+    example's, in float64, unless given)."""
     keep = ex.get("keepdims", False) if keepdims is None else keepdims
     return fn(_x(ex) if x is None else x, axis=_axes(ex), keepdims=keep)
 
@@ -70,7 +71,7 @@ def _count(ex) -> int:
 
 
 def _out_shape(ex):
-    return _apply(np.sum, ex).shape
+    return apply(np.sum, ex).shape
 
 
 # -- strategies -------------------------------------------------------------------
@@ -148,11 +149,11 @@ def _logsumexp_inputs(draw, floatx):
 
 # -- tolerances -------------------------------------------------------------------
 def _sum_terms(ex, index):
-    return _count(ex), _apply(np.sum, ex, np.abs(_x(ex)))
+    return _count(ex), apply(np.sum, ex, np.abs(_x(ex)))
 
 
 def _mean_terms(ex, index):
-    return _count(ex), _apply(np.mean, ex, np.abs(_x(ex)))
+    return _count(ex), apply(np.mean, ex, np.abs(_x(ex)))
 
 
 def _mean_bound(ex):
@@ -164,8 +165,8 @@ def _mean_bound(ex):
     so all zeros passed."""
     n, u = _count(ex), _u(ex)
     terms = min(n - 1, 4 * math.sqrt(n))
-    return (terms * u * _apply(np.mean, ex, np.abs(_x(ex)))
-            + 2 * u * np.abs(_apply(np.mean, ex)))
+    return (terms * u * apply(np.mean, ex, np.abs(_x(ex)))
+            + 2 * u * np.abs(apply(np.mean, ex)))
 
 
 def _var_bound(ex):
@@ -179,14 +180,14 @@ def _var_bound(ex):
     """
     n, u = _count(ex), _u(ex)
     dm2 = _mean_bound(ex) ** 2
-    return dm2 + (4 * math.sqrt(n) + 4) * u * (_apply(np.var, ex) + dm2)
+    return dm2 + (4 * math.sqrt(n) + 4) * u * (apply(np.var, ex) + dm2)
 
 
 def _std_bound(ex):
     """sqrt of a variance v known within E, which lies in [max(v - E, 0), v + E]: the
     image under sqrt is about E / (2 std) wide, but up to sqrt(E) when v ~ 0 (constant
     data); plus sqrt's own rounding u std."""
-    var, err = _apply(np.var, ex), _var_bound(ex)
+    var, err = apply(np.var, ex), _var_bound(ex)
     std = np.sqrt(var)
     spread = np.maximum(np.sqrt(var + err) - std, std - np.sqrt(np.maximum(var - err, 0.0)))
     return spread + _u(ex) * std
@@ -201,31 +202,32 @@ def _logsumexp_bound(ex):
         E = u (4 sqrt(n) + 8 + sum_i p_i |x_i - m|) + 4 ulp(log s)   (+ u |y| for "+ m").
     """
     x, u = _x(ex), _u(ex)
-    m = _apply(np.max, ex, x, keepdims=True)
+    m = apply(np.max, ex, x, keepdims=True)
     e = np.exp(x - m)
-    s = _apply(np.sum, ex, e, keepdims=True)
-    weighted = _apply(np.sum, ex, (e / s) * np.abs(x - m), keepdims=True)
+    s = apply(np.sum, ex, e, keepdims=True)
+    weighted = apply(np.sum, ex, (e / s) * np.abs(x - m), keepdims=True)
     bound = (u * (4 * math.sqrt(_count(ex)) + 8 + weighted)
              + 4 * ulp(np.log(s), str(ex["x"].dtype)))
     return bound.reshape(_out_shape(ex))
 
 
 def _prod_scale(ex, index):
-    return (_count(ex) - 1) * np.abs(_apply(np.prod, ex))
+    return (_count(ex) - 1) * np.abs(apply(np.prod, ex))
 
 
-def _scan_axis(ex):
+def scan_axis(ex):
+    """The int axis a scan runs along (None, drawn for rank 1 only, is 0)."""
     return 0 if ex["axis"] is None else ex["axis"]
 
 
 def _cumsum_terms(ex, index):
-    axis = _scan_axis(ex)
+    axis = scan_axis(ex)
     return ex["x"].shape[axis], np.cumsum(np.abs(_x(ex)), axis=axis)
 
 
 def _cumprod_scale(ex, index):
     """Element k along the axis is a product of k+1 factors: k roundings."""
-    x, axis = _x(ex), _scan_axis(ex)
+    x, axis = _x(ex), scan_axis(ex)
     k = np.arange(x.shape[axis]).reshape([-1] + [1] * (x.ndim - 1 - axis % x.ndim))
     return k * np.abs(np.cumprod(x, axis=axis))
 
@@ -248,7 +250,7 @@ def _median_terms(ex, index):
     # The median is the mean of its one or two middle elements.
     middles = _median_middles(ex)
     return middles.shape[-1], np.mean(np.abs(middles), axis=-1).reshape(
-        _apply(np.median, ex).shape)
+        apply(np.median, ex).shape)
 
 
 def _tolerance_in_u(bound, formula):
@@ -258,11 +260,11 @@ def _tolerance_in_u(bound, formula):
 
 # -- references -------------------------------------------------------------------
 def _reference(fn):
-    return lambda ex, ctx: _apply(fn, ex)
+    return lambda ex, ctx: apply(fn, ex)
 
 
 def _scan_reference(fn):
-    return lambda ex, ctx: fn(_x(ex), axis=_scan_axis(ex))
+    return lambda ex, ctx: fn(_x(ex), axis=scan_axis(ex))
 
 
 def _logsumexp(x, axis=None, keepdims=False):
@@ -278,7 +280,7 @@ def _count_nonzero(ex, ctx):
 def _axis_none_is_zero(name):
     """Keras 2 scans/arg-reductions take an int axis; None (drawn for rank 1 only) is 0."""
     return Call(f"keras.backend.{name}",
-                build=lambda ex: ([ex["x"]], {"axis": _scan_axis(ex)}))
+                build=lambda ex: ([ex["x"]], {"axis": scan_axis(ex)}))
 
 
 def _reduction(name, fn, tolerance, inputs=None, result="floatx", k2=True, keepdims=True):
